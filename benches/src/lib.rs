@@ -1,0 +1,1 @@
+//! benches crate (placeholder while the foundation lands).

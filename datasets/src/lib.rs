@@ -1,0 +1,1 @@
+//! datasets crate (placeholder while the foundation lands).

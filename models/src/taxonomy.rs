@@ -1,0 +1,243 @@
+//! The taxonomy a caja classifies against: comment types, areas, themes and response terms, read from TOML.
+//!
+//! The taxonomy is data, not code, so that a caja can pass its own file. Parsing happens from a string (this crate
+//! never touches the file system); `datasets` owns the shipped file and reads it from disk.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors found while parsing or validating a taxonomy; each names the offending entry.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TaxonomyError {
+    /// The text is not valid TOML or does not have the taxonomy's shape.
+    #[error("taxonomy is not valid TOML: {0}")]
+    Syntax(String),
+    /// Two entries of the same kind share an id.
+    #[error("duplicate {kind} id `{id}`")]
+    DuplicateId {
+        /// `type`, `area` or `theme`.
+        kind: &'static str,
+        /// The repeated id.
+        id: String,
+    },
+    /// A theme names an area that the file does not define.
+    #[error("theme `{theme}` names unknown area `{area}`")]
+    UnknownArea {
+        /// The theme's id.
+        theme: String,
+        /// The area it names.
+        area: String,
+    },
+    /// A response term is zero.
+    #[error("{entry}: term must be positive, got {value}")]
+    NonPositiveTerm {
+        /// Which entry holds the term (`type peticion`, `terms.consulta_business_days`, ...).
+        entry: String,
+        /// The value found.
+        value: u32,
+    },
+    /// An id is empty or has characters other than `a-z`, `0-9` and `_`.
+    #[error("{kind} id `{id}` must be non-empty lower-case ascii letters, digits or `_`")]
+    BadId {
+        /// `type`, `area` or `theme`.
+        kind: &'static str,
+        /// The offending id.
+        id: String,
+    },
+    /// The file defines no entry of a required kind.
+    #[error("taxonomy defines no {0}")]
+    Empty(&'static str),
+    /// Any other inconsistency, with a message naming the entry.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A validated taxonomy. Construct it with [`Taxonomy::from_toml_str`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Taxonomy {
+    /// Short id of the taxonomy (e.g. `comfama`).
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Revision of the file, bumped by whoever edits it.
+    pub version: u32,
+    /// Legal and internal response terms that do not belong to a single type.
+    pub terms: Terms,
+    /// The comment types (petición, queja, ...), in display order.
+    pub types: Vec<CommentType>,
+    /// The areas that answer comments, in display order.
+    pub areas: Vec<Area>,
+    /// The themes, each belonging to one area.
+    pub themes: Vec<Theme>,
+}
+
+/// Response terms shared by several types (Ley 1755 de 2015; Supersalud for health risk).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Terms {
+    /// Requests for documents or information (art. 14: 10 días hábiles).
+    pub information_business_days: u32,
+    /// Consultas (art. 14: 30 días hábiles).
+    pub consulta_business_days: u32,
+    /// Forwarding a petition outside the caja's competence (art. 21: 5 días hábiles).
+    pub forwarding_business_days: u32,
+    /// Acknowledgement of a comment that has no legal term (felicitaciones).
+    pub acknowledgement_business_days: u32,
+    /// The notice that a term cannot be met is due this many business days before the term expires.
+    pub delay_notice_lead_business_days: u32,
+    /// Health-risk terms in hours for the health areas (Supersalud).
+    pub health_risk_hours: HealthRiskHours,
+}
+
+/// Hours to answer health comments by risk level (Supersalud Circular Externa 2023151000000010-5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthRiskHours {
+    /// Riesgo vital.
+    pub vital: u32,
+    /// Riesgo priorizado.
+    pub priorizado: u32,
+    /// Riesgo simple.
+    pub simple: u32,
+}
+
+/// One comment type with its definition and legal term.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommentType {
+    /// Stable id used as a label (`peticion`, `queja`, ...).
+    pub id: String,
+    /// Display name in Spanish.
+    pub name: String,
+    /// What makes a comment this type.
+    pub definition: String,
+    /// Response term in business days; `None` when the type has no legal term (felicitación).
+    #[serde(default)]
+    pub term_business_days: Option<u32>,
+}
+
+/// An area of the caja that answers comments, with the queue of its delegates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Area {
+    /// Stable id used as a label (`subsidio`, `ips_salud`, ...).
+    pub id: String,
+    /// Display name in Spanish.
+    pub name: String,
+    /// The queue of delegates that receives the area's comments at once.
+    pub delegate_queue: String,
+    /// Whether health-risk terms in hours apply (EPS and IPS areas).
+    #[serde(default)]
+    pub health: bool,
+}
+
+/// A client-oriented theme within one area.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Theme {
+    /// Stable id used as a label, unique across areas.
+    pub id: String,
+    /// Id of the area the theme belongs to.
+    pub area: String,
+    /// Display name in Spanish.
+    pub name: String,
+    /// One-line definition.
+    pub definition: String,
+    /// Example phrases a comment about this theme may contain.
+    #[serde(default)]
+    pub examples: Vec<String>,
+}
+
+impl Taxonomy {
+    /// Parses and validates a taxonomy from TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self, TaxonomyError> {
+        let taxonomy: Taxonomy =
+            toml::from_str(text).map_err(|e| TaxonomyError::Syntax(e.to_string()))?;
+        taxonomy.validate()?;
+        Ok(taxonomy)
+    }
+
+    /// Checks unique ids, well-formed ids, that every theme's area exists and that every term is positive.
+    pub fn validate(&self) -> Result<(), TaxonomyError> {
+        if self.types.is_empty() {
+            return Err(TaxonomyError::Empty("types"));
+        }
+        if self.areas.is_empty() {
+            return Err(TaxonomyError::Empty("areas"));
+        }
+        check_ids("type", self.types.iter().map(|t| t.id.as_str()))?;
+        check_ids("area", self.areas.iter().map(|a| a.id.as_str()))?;
+        check_ids("theme", self.themes.iter().map(|t| t.id.as_str()))?;
+        for theme in &self.themes {
+            if self.area(&theme.area).is_none() {
+                return Err(TaxonomyError::UnknownArea {
+                    theme: theme.id.clone(),
+                    area: theme.area.clone(),
+                });
+            }
+        }
+        for ty in &self.types {
+            if let Some(0) = ty.term_business_days {
+                return Err(TaxonomyError::NonPositiveTerm {
+                    entry: format!("type {}", ty.id),
+                    value: 0,
+                });
+            }
+        }
+        let t = &self.terms;
+        for (entry, value) in [
+            ("terms.information_business_days", t.information_business_days),
+            ("terms.consulta_business_days", t.consulta_business_days),
+            ("terms.forwarding_business_days", t.forwarding_business_days),
+            ("terms.acknowledgement_business_days", t.acknowledgement_business_days),
+            ("terms.health_risk_hours.vital", t.health_risk_hours.vital),
+            ("terms.health_risk_hours.priorizado", t.health_risk_hours.priorizado),
+            ("terms.health_risk_hours.simple", t.health_risk_hours.simple),
+        ] {
+            if value == 0 {
+                return Err(TaxonomyError::NonPositiveTerm { entry: entry.to_string(), value });
+            }
+        }
+        Ok(())
+    }
+
+    /// The type with this id.
+    pub fn comment_type(&self, id: &str) -> Option<&CommentType> {
+        self.types.iter().find(|t| t.id == id)
+    }
+
+    /// The area with this id.
+    pub fn area(&self, id: &str) -> Option<&Area> {
+        self.areas.iter().find(|a| a.id == id)
+    }
+
+    /// The theme with this id.
+    pub fn theme(&self, id: &str) -> Option<&Theme> {
+        self.themes.iter().find(|t| t.id == id)
+    }
+
+    /// The themes of one area, in file order.
+    pub fn themes_of<'a>(&'a self, area: &'a str) -> impl Iterator<Item = &'a Theme> + 'a {
+        self.themes.iter().filter(move |t| t.area == area)
+    }
+}
+
+fn check_ids<'a>(
+    kind: &'static str,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<(), TaxonomyError> {
+    let mut seen = HashSet::new();
+    for id in ids {
+        let well_formed = !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !well_formed {
+            return Err(TaxonomyError::BadId { kind, id: id.to_string() });
+        }
+        if !seen.insert(id) {
+            return Err(TaxonomyError::DuplicateId { kind, id: id.to_string() });
+        }
+    }
+    Ok(())
+}

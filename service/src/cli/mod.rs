@@ -1,0 +1,7 @@
+//! One module per subcommand; each turns its checked arguments into calls on the library crates.
+
+pub mod data;
+pub mod eval;
+pub mod route;
+pub mod serve;
+pub mod train;

@@ -1,0 +1,1 @@
+//! tests crate (placeholder while the foundation lands).

@@ -1,0 +1,1 @@
+//! training crate (placeholder while the foundation lands).
