@@ -188,16 +188,28 @@ impl Taxonomy {
         }
         let t = &self.terms;
         for (entry, value) in [
-            ("terms.information_business_days", t.information_business_days),
+            (
+                "terms.information_business_days",
+                t.information_business_days,
+            ),
             ("terms.consulta_business_days", t.consulta_business_days),
             ("terms.forwarding_business_days", t.forwarding_business_days),
-            ("terms.acknowledgement_business_days", t.acknowledgement_business_days),
+            (
+                "terms.acknowledgement_business_days",
+                t.acknowledgement_business_days,
+            ),
             ("terms.health_risk_hours.vital", t.health_risk_hours.vital),
-            ("terms.health_risk_hours.priorizado", t.health_risk_hours.priorizado),
+            (
+                "terms.health_risk_hours.priorizado",
+                t.health_risk_hours.priorizado,
+            ),
             ("terms.health_risk_hours.simple", t.health_risk_hours.simple),
         ] {
             if value == 0 {
-                return Err(TaxonomyError::NonPositiveTerm { entry: entry.to_string(), value });
+                return Err(TaxonomyError::NonPositiveTerm {
+                    entry: entry.to_string(),
+                    value,
+                });
             }
         }
         Ok(())
@@ -231,13 +243,110 @@ fn check_ids<'a>(
     let mut seen = HashSet::new();
     for id in ids {
         let well_formed = !id.is_empty()
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !well_formed {
-            return Err(TaxonomyError::BadId { kind, id: id.to_string() });
+            return Err(TaxonomyError::BadId {
+                kind,
+                id: id.to_string(),
+            });
         }
         if !seen.insert(id) {
-            return Err(TaxonomyError::DuplicateId { kind, id: id.to_string() });
+            return Err(TaxonomyError::DuplicateId {
+                kind,
+                id: id.to_string(),
+            });
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+id = "t"
+name = "test"
+version = 1
+[terms]
+information_business_days = 10
+consulta_business_days = 30
+forwarding_business_days = 5
+acknowledgement_business_days = 5
+delay_notice_lead_business_days = 2
+[terms.health_risk_hours]
+vital = 24
+priorizado = 48
+simple = 72
+[[types]]
+id = "queja"
+name = "Queja"
+definition = "conducta"
+term_business_days = 15
+[[areas]]
+id = "subsidio"
+name = "Subsidio"
+delegate_queue = "q"
+[[themes]]
+id = "cuota"
+area = "subsidio"
+name = "Cuota"
+definition = "pago"
+"#;
+
+    fn check_err(edit: (&str, &str), expected: &str) {
+        let text = MINIMAL.replacen(edit.0, edit.1, 1);
+        let err = Taxonomy::from_toml_str(&text).expect_err("edited taxonomy must be rejected");
+        assert_eq!(err.to_string(), expected);
+    }
+
+    #[test]
+    fn minimal_taxonomy_loads() {
+        let t = Taxonomy::from_toml_str(MINIMAL).expect("minimal taxonomy is valid");
+        assert_eq!(t.themes_of("subsidio").count(), 1);
+        assert_eq!(
+            t.comment_type("queja").and_then(|q| q.term_business_days),
+            Some(15)
+        );
+    }
+
+    #[test]
+    fn invalid_entries_are_named() {
+        check_err(
+            ("area = \"subsidio\"", "area = \"salud\""),
+            "theme `cuota` names unknown area `salud`",
+        );
+        check_err(
+            ("term_business_days = 15", "term_business_days = 0"),
+            "type queja: term must be positive, got 0",
+        );
+        check_err(
+            ("vital = 24", "vital = 0"),
+            "terms.health_risk_hours.vital: term must be positive, got 0",
+        );
+        check_err(
+            ("id = \"cuota\"", "id = \"Cuota Mal\""),
+            "theme id `Cuota Mal` must be non-empty lower-case ascii letters, digits or `_`",
+        );
+        let unknown = MINIMAL.replacen("id = \"cuota\"", "id = \"cuota\"\nfoo = 1", 1);
+        let err = Taxonomy::from_toml_str(&unknown).expect_err("unknown field must be rejected");
+        assert!(err.to_string().contains("unknown field `foo`"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected() {
+        let text = format!(
+            "{MINIMAL}\n[[themes]]\nid = \"cuota\"\narea = \"subsidio\"\nname = \"x\"\ndefinition = \"y\"\n"
+        );
+        let err = Taxonomy::from_toml_str(&text).expect_err("duplicate theme");
+        assert_eq!(
+            err,
+            TaxonomyError::DuplicateId {
+                kind: "theme",
+                id: "cuota".into()
+            }
+        );
+    }
 }
