@@ -1,10 +1,132 @@
-//! `pqrs data` (being written; see the issue that owns it).
+//! `pqrs data inspect`: reads labeled history through `datasets` and prints what an analyst must know before
+//! training on it.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
 
 /// Arguments of `pqrs data`.
-#[derive(Debug, clap::Args)]
-pub struct DataArgs {}
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    #[command(subcommand)]
+    command: DataCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Print rows read and rejected (by reason), label counts per head, duplicates, date range and text lengths.
+    Inspect(InspectArgs),
+}
+
+/// Where the labeled history is and how its columns map to text and heads.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Labeled history: .csv/.tsv/.txt (any delimiter, UTF-8 or Windows-1252), .jsonl or .xlsx.
+    #[arg(long, env = "PQRS_DATA", required_unless_present = "corpus")]
+    pub data: Option<PathBuf>,
+    /// Text column; repeat to join several columns with a newline.
+    #[arg(long = "text", value_name = "COL")]
+    pub text: Vec<String>,
+    /// A label column mapped to a head name: `HEAD=COL` (or just `COL` for a head of the same name); repeatable.
+    #[arg(long = "label", value_name = "HEAD=COL")]
+    pub labels: Vec<String>,
+    /// Optional id column.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Optional date column (YYYY-MM-DD, DD/MM/YYYY or date-times).
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Optional channel column.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// XLSX sheet to read (default: the first).
+    #[arg(long)]
+    pub sheet: Option<String>,
+    /// Use the shipped corpus instead of `--data`.
+    #[arg(long, conflicts_with = "data")]
+    pub corpus: bool,
+}
+
+impl SourceArgs {
+    /// The column mapping the flags describe.
+    pub fn mapping(&self) -> anyhow::Result<datasets::ColumnMapping> {
+        if self.text.is_empty() {
+            bail!("give at least one --text COL");
+        }
+        let labels = self
+            .labels
+            .iter()
+            .map(|spec| match spec.split_once('=') {
+                Some((head, col)) if !head.trim().is_empty() && !col.trim().is_empty() => {
+                    Ok((head.trim().to_string(), col.trim().to_string()))
+                }
+                None if !spec.trim().is_empty() => {
+                    Ok((spec.trim().to_string(), spec.trim().to_string()))
+                }
+                _ => Err(anyhow::anyhow!("--label must be HEAD=COL, got {spec:?}")),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(datasets::ColumnMapping {
+            text: self.text.clone(),
+            labels,
+            id: self.id.clone(),
+            date: self.date.clone(),
+            channel: self.channel.clone(),
+            sheet: self.sheet.clone(),
+        })
+    }
+
+    /// Reads the labeled set the flags name.
+    pub fn read(&self) -> anyhow::Result<datasets::LabeledSet> {
+        if self.corpus {
+            return datasets::corpus::all().context("reading the shipped corpus");
+        }
+        let path = self.data.as_ref().context("give --data FILE or --corpus")?;
+        datasets::read_labeled(path, &self.mapping()?)
+            .with_context(|| format!("reading {}", path.display()))
+    }
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Taxonomy to validate `type`, `area` and `theme` heads against (default: the shipped one).
+    #[arg(long, env = "PQRS_TAXONOMY")]
+    taxonomy: Option<PathBuf>,
+}
 
 /// Runs `pqrs data`.
-pub fn run(_args: DataArgs) -> anyhow::Result<()> {
-    anyhow::bail!("pqrs data is not available in this build yet")
+pub fn run(args: DataArgs) -> anyhow::Result<()> {
+    match args.command {
+        DataCommand::Inspect(args) => inspect(args),
+    }
+}
+
+fn inspect(args: InspectArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let set = args.source.read()?;
+    let taxonomy = match &args.taxonomy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            models::Taxonomy::from_toml_str(&text)
+                .with_context(|| format!("taxonomy {}", path.display()))?
+        }
+        None => datasets::corpus::taxonomy()?,
+    };
+    let uses_taxonomy = args.taxonomy.is_some()
+        || set
+            .heads
+            .iter()
+            .any(|h| matches!(h.as_str(), "type" | "area" | "theme"));
+    let report = datasets::inspect::inspect(&set, uses_taxonomy.then_some(&taxonomy));
+    print!("{report}");
+    println!(
+        "\n(read and inspected in {:.2} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
