@@ -2,10 +2,12 @@
 //! label normalisation, duplicates, splits, the shipped taxonomy file and the project's own corpus.
 #![deny(missing_docs)]
 
+pub mod augment;
 pub mod corpus;
 pub mod dedupe;
 pub mod inspect;
 mod read;
+pub mod scale;
 pub mod split;
 
 use std::collections::BTreeMap;

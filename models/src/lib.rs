@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod prediction;
+pub mod routing;
 pub mod taxonomy;
 
 pub use prediction::{Evidence, HeadPrediction, Prediction, Scored};

@@ -1,0 +1,1 @@
+//! Noise augmenter for benchmarks and robustness checks (being written).

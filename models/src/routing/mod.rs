@@ -1,0 +1,1 @@
+//! Routing: business-day calendar, due dates, escalation rules and personal-data masking (being written).
