@@ -1,1 +1,3 @@
-//! Routing: business-day calendar, due dates, escalation rules and personal-data masking (being written).
+//! Routing: business-day calendar, due dates, escalation rules and personal-data masking.
+
+pub mod calendar;
