@@ -1,0 +1,577 @@
+//! The fast classifier: linear softmax heads over TF-IDF-weighted hashed n-grams, with temperature calibration,
+//! per-class review thresholds, a parent constraint between heads (theme ⊂ area) and n-gram explanations.
+//!
+//! Data flows one way: text → [`Normalizer`] → [`Featurizer`] buckets → compact rows → sparse TF-IDF vector →
+//! one logit block per head → calibrated softmax → parent-constrained decode → [`Prediction`].
+//!
+//! Layout, chosen for the hot path: the `2^table_bits` hash buckets are remapped to the rows seen at training
+//! (`row_of_bucket`, `u32::MAX` for never seen, which are skipped exactly as scikit-learn drops
+//! out-of-vocabulary terms). Each row holds the weights of *all* heads' classes side by side, so one feature
+//! costs one contiguous read of `total_classes` floats.
+
+use crate::features::{FeatureConfig, FeatureScratch, Featurizer};
+use crate::normalize::{NormalizeScratch, Normalizer, NormalizerConfig};
+use crate::prediction::{Evidence, HeadPrediction, Prediction, Scored};
+
+/// Marks a bucket that no training comment used.
+pub const UNSEEN: u32 = u32::MAX;
+
+/// One label set (type, theme, area, or any head of the user's data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Head {
+    /// Head name (`type`).
+    pub name: String,
+    /// Label ids in column order.
+    pub labels: Vec<String>,
+    /// Softmax temperature fitted on validation (1.0 = uncalibrated).
+    pub temperature: f32,
+    /// Per-label confidence under which a prediction needs human review (same order as `labels`).
+    pub thresholds: Vec<f32>,
+    /// When every label of this head belongs to exactly one label of another head (theme → area).
+    pub parent: Option<ParentLink>,
+}
+
+/// The constraint "this head's label determines that head's label", used at decode time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentLink {
+    /// Index of the parent head in the model's head list.
+    pub head: usize,
+    /// For each label of the child head, the index of its parent label.
+    pub parent_of_label: Vec<u32>,
+}
+
+/// The trained weights and everything needed to apply them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearModel {
+    /// Normaliser configuration used at training.
+    pub normalizer: NormalizerConfig,
+    /// Featuriser configuration used at training.
+    pub features: FeatureConfig,
+    /// For each hash bucket, its row in `idf`/`weights`, or [`UNSEEN`].
+    pub row_of_bucket: Vec<u32>,
+    /// Inverse document frequency of each row.
+    pub idf: Vec<f32>,
+    /// Row-major `rows × total_classes` weights; head `h` owns columns `offsets[h]..offsets[h+1]`.
+    pub weights: Vec<f32>,
+    /// One bias per class, same column layout.
+    pub bias: Vec<f32>,
+    /// The heads in column order.
+    pub heads: Vec<Head>,
+}
+
+/// Reusable buffers for one thread: with them, scoring a comment allocates nothing once they have grown.
+#[derive(Debug, Default, Clone)]
+pub struct Scratch {
+    normalize: NormalizeScratch,
+    features: FeatureScratch,
+    /// The normalised text of the last comment scored.
+    pub normalized: String,
+    rows: Vec<u32>,
+    vector: Vec<(u32, f32)>,
+    /// Calibrated, parent-constrained probabilities of the last comment, all heads side by side.
+    pub probabilities: Vec<f32>,
+}
+
+/// What [`LinearModel::predict`] should include.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PredictOptions {
+    /// Labels in each head's top-k (at least 1).
+    pub top_k: usize,
+    /// N-grams in each head's explanation (0: none, and no cost).
+    pub explain: usize,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        Self {
+            top_k: 3,
+            explain: 5,
+        }
+    }
+}
+
+impl LinearModel {
+    /// Total number of classes over all heads.
+    pub fn total_classes(&self) -> usize {
+        self.heads.iter().map(|h| h.labels.len()).sum()
+    }
+
+    /// Column offset of each head, plus the total at the end.
+    pub fn offsets(&self) -> Vec<usize> {
+        let mut offsets = Vec::with_capacity(self.heads.len() + 1);
+        let mut at = 0;
+        offsets.push(0);
+        for head in &self.heads {
+            at += head.labels.len();
+            offsets.push(at);
+        }
+        offsets
+    }
+
+    /// Checks the internal shapes; used by the artifact loader and by tests.
+    pub fn check_shapes(&self) -> Result<(), String> {
+        let classes = self.total_classes();
+        let rows = self.idf.len();
+        if self.row_of_bucket.len() != self.features.table_size() {
+            return Err(format!(
+                "bucket map has {} entries, table has {}",
+                self.row_of_bucket.len(),
+                self.features.table_size()
+            ));
+        }
+        if let Some(bad) = self
+            .row_of_bucket
+            .iter()
+            .find(|&&r| r != UNSEEN && r as usize >= rows)
+        {
+            return Err(format!("bucket map points at row {bad}, only {rows} rows"));
+        }
+        if self.weights.len() != rows * classes {
+            return Err(format!(
+                "weights have {} values, expected {rows} rows × {classes} classes",
+                self.weights.len()
+            ));
+        }
+        if self.bias.len() != classes {
+            return Err(format!(
+                "bias has {} values, expected {classes}",
+                self.bias.len()
+            ));
+        }
+        for (index, head) in self.heads.iter().enumerate() {
+            if head.labels.is_empty() {
+                return Err(format!("head `{}` has no labels", head.name));
+            }
+            if head.thresholds.len() != head.labels.len() {
+                return Err(format!(
+                    "head `{}`: thresholds do not match labels",
+                    head.name
+                ));
+            }
+            if !(head.temperature.is_finite() && head.temperature > 0.0) {
+                return Err(format!(
+                    "head `{}`: temperature must be positive",
+                    head.name
+                ));
+            }
+            if let Some(link) = &head.parent {
+                let parent = self
+                    .heads
+                    .get(link.head)
+                    .filter(|_| link.head != index)
+                    .ok_or_else(|| format!("head `{}`: parent head out of range", head.name))?;
+                if parent.parent.is_some() {
+                    return Err(format!(
+                        "head `{}`: parent chains are not supported",
+                        head.name
+                    ));
+                }
+                if link.parent_of_label.len() != head.labels.len()
+                    || link
+                        .parent_of_label
+                        .iter()
+                        .any(|&p| p as usize >= parent.labels.len())
+                {
+                    return Err(format!(
+                        "head `{}`: parent map does not match labels",
+                        head.name
+                    ));
+                }
+            }
+        }
+        if self
+            .weights
+            .iter()
+            .chain(&self.bias)
+            .chain(&self.idf)
+            .any(|w| !w.is_finite())
+        {
+            return Err("weights contain a non-finite value".into());
+        }
+        Ok(())
+    }
+
+    /// Normalises and featurises `text` into `scratch.vector`: sorted rows with L2-normalised, sublinear-tf
+    /// TF-IDF values. Shared by training and prediction so that the two can never disagree.
+    pub fn vectorize(&self, text: &str, scratch: &mut Scratch) {
+        let normalizer = Normalizer::new(self.normalizer);
+        normalizer.normalize_into(text, &mut scratch.normalized, &mut scratch.normalize);
+        let featurizer = Featurizer::new(self.features);
+        let rows = &mut scratch.rows;
+        rows.clear();
+        let row_of_bucket = &self.row_of_bucket;
+        featurizer.for_each(&scratch.normalized, &mut scratch.features, |bucket, _| {
+            let row = row_of_bucket[bucket as usize];
+            if row != UNSEEN {
+                rows.push(row);
+            }
+        });
+        tfidf_from_rows(rows, &self.idf, &mut scratch.vector);
+    }
+
+    /// Scores `text` into `scratch.probabilities` (all heads, calibrated and parent-constrained). The hot path:
+    /// no allocation once `scratch` has grown.
+    pub fn score(&self, text: &str, scratch: &mut Scratch) {
+        self.vectorize(text, scratch);
+        let classes = self.total_classes();
+        let logits = &mut scratch.probabilities;
+        logits.clear();
+        logits.extend_from_slice(&self.bias);
+        for &(row, value) in &scratch.vector {
+            let start = row as usize * classes;
+            let weights = &self.weights[start..start + classes];
+            for (logit, w) in logits.iter_mut().zip(weights) {
+                *logit += value * w;
+            }
+        }
+        let mut at = 0;
+        for head in &self.heads {
+            let block = &mut logits[at..at + head.labels.len()];
+            softmax_in_place(block, head.temperature);
+            at += head.labels.len();
+        }
+        self.apply_parent_constraints(logits);
+    }
+
+    /// Replaces the probabilities of each child head and its parent with the joint distribution restricted to
+    /// consistent pairs: q(child) ∝ p(child) · p(parent(child)), and q(parent) = Σ q(child) over its children.
+    /// Decoding the child from q then always yields a child whose parent is the decoded parent.
+    fn apply_parent_constraints(&self, probabilities: &mut [f32]) {
+        let mut offsets = [0usize; 16];
+        if self.heads.len() >= offsets.len() || self.heads.iter().all(|h| h.parent.is_none()) {
+            return;
+        }
+        let mut at = 0;
+        for (i, head) in self.heads.iter().enumerate() {
+            offsets[i] = at;
+            at += head.labels.len();
+        }
+        for (child_index, head) in self.heads.iter().enumerate() {
+            let Some(link) = &head.parent else { continue };
+            let child = offsets[child_index];
+            let parent = offsets[link.head];
+            let parent_len = self.heads[link.head].labels.len();
+            let mut total = 0.0f32;
+            for (label, &p) in link.parent_of_label.iter().enumerate() {
+                let q = probabilities[child + label] * probabilities[parent + p as usize];
+                probabilities[child + label] = q;
+                total += q;
+            }
+            if !(total > 0.0 && total.is_finite()) {
+                // Degenerate only if every consistent pair has probability 0; fall back to uniform.
+                let n = head.labels.len() as f32;
+                probabilities[child..child + head.labels.len()].fill(1.0 / n);
+                total = 1.0;
+            }
+            probabilities[parent..parent + parent_len].fill(0.0);
+            for (label, &p) in link.parent_of_label.iter().enumerate() {
+                let q = probabilities[child + label] / total;
+                probabilities[child + label] = q;
+                probabilities[parent + p as usize] += q;
+            }
+        }
+    }
+
+    /// Full prediction for one comment: label, confidence, top-k, review flag and explanation per head.
+    pub fn predict(
+        &self,
+        text: &str,
+        options: PredictOptions,
+        scratch: &mut Scratch,
+    ) -> Prediction {
+        self.score(text, scratch);
+        let mut heads = Vec::with_capacity(self.heads.len());
+        let mut at = 0;
+        for (index, head) in self.heads.iter().enumerate() {
+            let probs = &scratch.probabilities[at..at + head.labels.len()];
+            let best = argmax(probs);
+            let confidence = probs[best];
+            let mut order: Vec<usize> = (0..probs.len()).collect();
+            order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+            let top_k = order
+                .iter()
+                .take(options.top_k.max(1))
+                .map(|&i| Scored {
+                    label: head.labels[i].clone(),
+                    probability: probs[i],
+                })
+                .collect();
+            let explanation = if options.explain > 0 {
+                self.explain(scratch, index, best, options.explain)
+            } else {
+                Vec::new()
+            };
+            heads.push(HeadPrediction {
+                head: head.name.clone(),
+                label: head.labels[best].clone(),
+                confidence,
+                top_k,
+                needs_review: confidence < head.thresholds[best],
+                explanation,
+            });
+            at += head.labels.len();
+        }
+        Prediction { heads }
+    }
+
+    /// Predicts many comments in parallel (rayon), one scratch per worker thread.
+    pub fn predict_batch<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        options: PredictOptions,
+    ) -> Vec<Prediction> {
+        use rayon::prelude::*;
+        texts
+            .par_iter()
+            .map_init(Scratch::default, |scratch, text| {
+                self.predict(text.as_ref(), options, scratch)
+            })
+            .collect()
+    }
+
+    /// The n-grams of the last scored comment (in `scratch`) that pushed `label` of head `head` up the most,
+    /// relative to the head's other labels, as text quoted from the normalised comment.
+    fn explain(&self, scratch: &mut Scratch, head: usize, label: usize, n: usize) -> Vec<Evidence> {
+        let classes = self.total_classes();
+        let offset: usize = self.heads[..head].iter().map(|h| h.labels.len()).sum();
+        let width = self.heads[head].labels.len();
+        // Contribution of a row: its value times (weight for the label − mean weight of the head's labels), so
+        // that n-grams common to every label do not crowd out the ones that discriminate.
+        let contribution = |row: u32, value: f32| {
+            let start = row as usize * classes + offset;
+            let weights = &self.weights[start..start + width];
+            let mean = weights.iter().sum::<f32>() / width as f32;
+            value * (weights[label] - mean)
+        };
+        let mut evidence: Vec<(f32, u32, usize, usize)> = Vec::new();
+        let featurizer = Featurizer::new(self.features);
+        let vector = &scratch.vector;
+        let row_of_bucket = &self.row_of_bucket;
+        featurizer.for_each(
+            &scratch.normalized,
+            &mut scratch.features,
+            |bucket, span| {
+                let row = row_of_bucket[bucket as usize];
+                if row == UNSEEN || evidence.iter().any(|e| e.1 == row) {
+                    return;
+                }
+                if let Ok(i) = vector.binary_search_by_key(&row, |&(r, _)| r) {
+                    let c = contribution(row, vector[i].1);
+                    if c > 0.0 {
+                        evidence.push((c, row, span.start, span.end));
+                    }
+                }
+            },
+        );
+        evidence.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
+        let mut out: Vec<Evidence> = Vec::with_capacity(n);
+        for (weight, _, start, end) in evidence {
+            let ngram = &scratch.normalized[start..end];
+            // Several rows can quote the same text (a word and its char n-gram "<word>"): keep the strongest.
+            if out.iter().any(|e| e.ngram == ngram) {
+                continue;
+            }
+            out.push(Evidence {
+                ngram: ngram.to_string(),
+                weight,
+            });
+            if out.len() == n {
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// Sorts `rows`, counts repeats and writes `(row, (1 + ln tf) · idf)` L2-normalised into `vector`.
+pub fn tfidf_from_rows(rows: &mut [u32], idf: &[f32], vector: &mut Vec<(u32, f32)>) {
+    rows.sort_unstable();
+    vector.clear();
+    let mut i = 0;
+    let mut norm = 0.0f32;
+    while i < rows.len() {
+        let row = rows[i];
+        let mut j = i + 1;
+        while j < rows.len() && rows[j] == row {
+            j += 1;
+        }
+        let tf = (j - i) as f32;
+        let value = (1.0 + tf.ln()) * idf[row as usize];
+        norm += value * value;
+        vector.push((row, value));
+        i = j;
+    }
+    if norm > 0.0 {
+        let inv = norm.sqrt().recip();
+        for (_, v) in vector.iter_mut() {
+            *v *= inv;
+        }
+    }
+}
+
+/// Numerically stable softmax of `logits / temperature`, in place.
+pub fn softmax_in_place(logits: &mut [f32], temperature: f32) {
+    let inv_t = temperature.recip();
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for l in logits.iter_mut() {
+        *l = ((*l - max) * inv_t).exp();
+        sum += *l;
+    }
+    for l in logits.iter_mut() {
+        *l /= sum;
+    }
+}
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A two-head model whose weights are set by hand: "queja" pushes type=queja, "subsidio" pushes theme=cuota.
+    pub(crate) fn tiny_model() -> LinearModel {
+        let features = FeatureConfig {
+            table_bits: 10,
+            word_bigrams: false,
+            char_min: 0,
+            char_max: 0,
+        };
+        let normalizer = NormalizerConfig::default();
+        let featurizer = Featurizer::new(features);
+        let mut row_of_bucket = vec![UNSEEN; features.table_size()];
+        let words = ["queja", "felicito", "subsidio", "credito"];
+        for (row, word) in words.iter().enumerate() {
+            featurizer.for_each(word, &mut FeatureScratch::default(), |b, _| {
+                row_of_bucket[b as usize] = row as u32
+            });
+        }
+        // columns: type [queja, felicitacion], theme [cuota, credito_libre], area [subsidio, creditos]
+        #[rustfmt::skip]
+        let weights = vec![
+            3.0, -3.0,  0.0, 0.0,  0.0, 0.0, // queja
+            -3.0, 3.0,  0.0, 0.0,  0.0, 0.0, // felicito
+            0.0, 0.0,   3.0, -3.0, 2.0, -2.0, // subsidio
+            0.0, 0.0,   -3.0, 3.0, -2.0, 2.0, // credito
+        ];
+        LinearModel {
+            normalizer,
+            features,
+            row_of_bucket,
+            idf: vec![1.0; 4],
+            weights,
+            bias: vec![0.0; 6],
+            heads: vec![
+                Head {
+                    name: "type".into(),
+                    labels: vec!["queja".into(), "felicitacion".into()],
+                    temperature: 1.0,
+                    thresholds: vec![0.6, 0.6],
+                    parent: None,
+                },
+                Head {
+                    name: "theme".into(),
+                    labels: vec!["cuota".into(), "credito_libre".into()],
+                    temperature: 1.0,
+                    thresholds: vec![0.5, 0.5],
+                    parent: Some(ParentLink {
+                        head: 2,
+                        parent_of_label: vec![0, 1],
+                    }),
+                },
+                Head {
+                    name: "area".into(),
+                    labels: vec!["subsidio".into(), "creditos".into()],
+                    temperature: 1.0,
+                    thresholds: vec![0.5, 0.5],
+                    parent: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn predicts_with_explanations_from_the_text() {
+        let model = tiny_model();
+        model.check_shapes().unwrap();
+        let p = model.predict(
+            "QUEJA por el SUBSIDIO!!!",
+            PredictOptions::default(),
+            &mut Scratch::default(),
+        );
+        assert_eq!(p.head("type").unwrap().label, "queja");
+        assert_eq!(p.head("theme").unwrap().label, "cuota");
+        assert_eq!(p.head("area").unwrap().label, "subsidio");
+        assert_eq!(p.head("type").unwrap().explanation[0].ngram, "queja");
+        assert_eq!(p.head("area").unwrap().explanation[0].ngram, "subsidio");
+    }
+
+    #[test]
+    fn parent_constraint_keeps_theme_inside_area() {
+        let model = tiny_model();
+        let mut scratch = Scratch::default();
+        for text in [
+            "subsidio",
+            "credito",
+            "subsidio credito",
+            "nada",
+            "credito credito subsidio",
+        ] {
+            let p = model.predict(text, PredictOptions::default(), &mut scratch);
+            let theme = p.head("theme").unwrap();
+            let area = p.head("area").unwrap();
+            let expected_area = if theme.label == "cuota" {
+                "subsidio"
+            } else {
+                "creditos"
+            };
+            assert_eq!(area.label, expected_area, "{text}");
+            let sum: f32 = scratch.probabilities[2..4].iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn unknown_text_gives_uniform_and_review() {
+        let model = tiny_model();
+        let p = model.predict("zzz", PredictOptions::default(), &mut Scratch::default());
+        let ty = p.head("type").unwrap();
+        assert!((ty.confidence - 0.5).abs() < 1e-6);
+        assert!(ty.needs_review);
+        assert!(ty.explanation.is_empty());
+    }
+
+    #[test]
+    fn tfidf_counts_sublinearly_and_normalises() {
+        let mut rows = vec![2, 0, 2, 2];
+        let mut vector = Vec::new();
+        tfidf_from_rows(&mut rows, &[1.0, 1.0, 2.0], &mut vector);
+        let a = 1.0f32;
+        let b = (1.0 + 3.0f32.ln()) * 2.0;
+        let norm = (a * a + b * b).sqrt();
+        assert_eq!(vector.len(), 2);
+        assert!((vector[0].1 - a / norm).abs() < 1e-6 && (vector[1].1 - b / norm).abs() < 1e-6);
+    }
+
+    #[test]
+    fn batch_matches_single() {
+        let model = tiny_model();
+        let texts = ["queja subsidio", "felicito credito", ""];
+        let batch = model.predict_batch(&texts, PredictOptions::default());
+        for (text, p) in texts.iter().zip(batch) {
+            assert_eq!(
+                p,
+                model.predict(text, PredictOptions::default(), &mut Scratch::default())
+            );
+        }
+    }
+}
