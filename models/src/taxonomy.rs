@@ -7,6 +7,8 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::routing::escalation::{CuePattern, Priority};
+
 /// Errors found while parsing or validating a taxonomy; each names the offending entry.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TaxonomyError {
@@ -71,6 +73,77 @@ pub struct Taxonomy {
     pub areas: Vec<Area>,
     /// The themes, each belonging to one area.
     pub themes: Vec<Theme>,
+    /// Escalation rules for routing; optional so that taxonomies written before routing still load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
+}
+
+/// The `[escalation]` section: parameters of the routing rules, evaluated in the order of the fields.
+///
+/// Cue syntax: words separated by spaces, compared with the text after folding case and accents. Each word must match
+/// a whole word; a word ending in `*` matches any word that starts with it (at least three letters before the `*`);
+/// a word of six or more characters without `*` also matches a word one typo away.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Escalation {
+    /// Health-risk cues: they escalate anywhere and set the risk level of comments in health areas.
+    pub health_risk: HealthRiskRule,
+    /// Threats of legal action or of going to a supervisor or the media.
+    pub legal_threat: CueRule,
+    /// The client says they have already written or called about the same matter.
+    pub repeated_contact: CueRule,
+    /// A queja or reclamo from an employer (aportante).
+    pub employer_complaint: EmployerComplaintRule,
+    /// Low confidence or a review flag from the classifier.
+    pub human_review: HumanReviewRule,
+}
+
+/// Health-risk cues by Supersalud risk level; a health-area comment without any cue is riesgo simple.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthRiskRule {
+    /// Priority of a comment with a riesgo vital cue.
+    pub vital_priority: Priority,
+    /// Cues of riesgo vital (no medicine, surgery, emergency, ...).
+    pub vital_cues: Vec<String>,
+    /// Priority of a comment with a riesgo priorizado cue.
+    pub priorizado_priority: Priority,
+    /// Cues of riesgo priorizado (pregnancy, minors, disability, ...).
+    pub priorizado_cues: Vec<String>,
+}
+
+/// A rule that fires when any of its cues is found in the text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CueRule {
+    /// Priority of a comment on which the rule fires.
+    pub priority: Priority,
+    /// Cue phrases.
+    pub cues: Vec<String>,
+}
+
+/// Fires for a comment of one of `types` whose client type is one of `client_types` or whose area is one of `areas`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmployerComplaintRule {
+    /// Priority of a comment on which the rule fires.
+    pub priority: Priority,
+    /// Client types of the intake that denote an employer, compared after folding (`empresa`, `aportante`).
+    pub client_types: Vec<String>,
+    /// Areas whose comments come from employers.
+    pub areas: Vec<String>,
+    /// Comment types that count as a complaint.
+    pub types: Vec<String>,
+}
+
+/// Sends a comment to a person when the classifier is unsure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HumanReviewRule {
+    /// Priority of a comment on which only this rule fires.
+    pub priority: Priority,
+    /// A type or area confidence below this, in `(0, 1)`, asks for review.
+    pub low_confidence_threshold: f32,
 }
 
 /// Response terms shared by several types (Ley 1755 de 2015; Supersalud for health risk).
@@ -159,7 +232,8 @@ impl Taxonomy {
         Ok(taxonomy)
     }
 
-    /// Checks unique ids, well-formed ids, that every theme's area exists and that every term is positive.
+    /// Checks unique ids, well-formed ids, that every theme's area exists, that every term is positive and, when
+    /// present, that the escalation section is usable (see [`Taxonomy::validate_escalation`]).
     pub fn validate(&self) -> Result<(), TaxonomyError> {
         if self.types.is_empty() {
             return Err(TaxonomyError::Empty("types"));
@@ -211,6 +285,72 @@ impl Taxonomy {
                     value,
                 });
             }
+        }
+        self.validate_escalation()
+    }
+
+    /// Checks the escalation section: every cue list non-empty and every cue well formed, the threshold strictly
+    /// between 0 and 1, and the employer rule naming known areas and types. Passes when there is no section.
+    pub fn validate_escalation(&self) -> Result<(), TaxonomyError> {
+        let Some(escalation) = &self.escalation else {
+            return Ok(());
+        };
+        let cue_lists = [
+            (
+                "escalation.health_risk.vital_cues",
+                &escalation.health_risk.vital_cues,
+            ),
+            (
+                "escalation.health_risk.priorizado_cues",
+                &escalation.health_risk.priorizado_cues,
+            ),
+            (
+                "escalation.legal_threat.cues",
+                &escalation.legal_threat.cues,
+            ),
+            (
+                "escalation.repeated_contact.cues",
+                &escalation.repeated_contact.cues,
+            ),
+            (
+                "escalation.employer_complaint.client_types",
+                &escalation.employer_complaint.client_types,
+            ),
+        ];
+        for (entry, cues) in cue_lists {
+            if cues.is_empty() {
+                return Err(TaxonomyError::Invalid(format!("{entry} must not be empty")));
+            }
+            for cue in cues {
+                CuePattern::parse(cue)
+                    .map_err(|why| TaxonomyError::Invalid(format!("{entry}: {why}")))?;
+            }
+        }
+        let employer = &escalation.employer_complaint;
+        if employer.types.is_empty() {
+            return Err(TaxonomyError::Invalid(
+                "escalation.employer_complaint.types must not be empty".into(),
+            ));
+        }
+        for area in &employer.areas {
+            if self.area(area).is_none() {
+                return Err(TaxonomyError::Invalid(format!(
+                    "escalation.employer_complaint.areas names unknown area `{area}`"
+                )));
+            }
+        }
+        for ty in &employer.types {
+            if self.comment_type(ty).is_none() {
+                return Err(TaxonomyError::Invalid(format!(
+                    "escalation.employer_complaint.types names unknown type `{ty}`"
+                )));
+            }
+        }
+        let threshold = escalation.human_review.low_confidence_threshold;
+        if !(threshold > 0.0 && threshold < 1.0) {
+            return Err(TaxonomyError::Invalid(format!(
+                "escalation.human_review.low_confidence_threshold must be in (0, 1), got {threshold}"
+            )));
         }
         Ok(())
     }
@@ -295,6 +435,86 @@ area = "subsidio"
 name = "Cuota"
 definition = "pago"
 "#;
+
+    const ESCALATION: &str = r#"
+[escalation.health_risk]
+vital_priority = "urgente"
+vital_cues = ["sin medicament*"]
+priorizado_priority = "alta"
+priorizado_cues = ["embaraz*"]
+[escalation.legal_threat]
+priority = "urgente"
+cues = ["tutela"]
+[escalation.repeated_contact]
+priority = "alta"
+cues = ["otra vez"]
+[escalation.employer_complaint]
+priority = "alta"
+client_types = ["empresa"]
+areas = ["subsidio"]
+types = ["queja"]
+[escalation.human_review]
+priority = "normal"
+low_confidence_threshold = 0.5
+"#;
+
+    fn check_escalation_err(edit: (&str, &str), expected: &str) {
+        let text = format!("{MINIMAL}{}", ESCALATION.replacen(edit.0, edit.1, 1));
+        let err = Taxonomy::from_toml_str(&text).expect_err("edited escalation must be rejected");
+        assert_eq!(err.to_string(), expected);
+    }
+
+    #[test]
+    fn escalation_section_is_optional_and_validated() {
+        let without = Taxonomy::from_toml_str(MINIMAL).expect("no section is valid");
+        assert!(without.escalation.is_none());
+        let with = Taxonomy::from_toml_str(&format!("{MINIMAL}{ESCALATION}"))
+            .expect("minimal escalation is valid");
+        let escalation = with.escalation.expect("section was given");
+        assert_eq!(escalation.legal_threat.priority, Priority::Urgente);
+        assert_eq!(escalation.human_review.low_confidence_threshold, 0.5);
+
+        check_escalation_err(
+            ("cues = [\"tutela\"]", "cues = []"),
+            "escalation.legal_threat.cues must not be empty",
+        );
+        check_escalation_err(
+            (
+                "vital_cues = [\"sin medicament*\"]",
+                "vital_cues = [\" ¿? \"]",
+            ),
+            "escalation.health_risk.vital_cues: cue ` ¿? ` has no letters or digits",
+        );
+        check_escalation_err(
+            ("[\"embaraz*\"]", "[\"em*\"]"),
+            "escalation.health_risk.priorizado_cues: cue `em*`: a prefix needs at least 3 letters before `*`",
+        );
+        check_escalation_err(
+            ("threshold = 0.5", "threshold = 1.0"),
+            "escalation.human_review.low_confidence_threshold must be in (0, 1), got 1",
+        );
+        check_escalation_err(
+            ("threshold = 0.5", "threshold = 0.0"),
+            "escalation.human_review.low_confidence_threshold must be in (0, 1), got 0",
+        );
+        check_escalation_err(
+            ("areas = [\"subsidio\"]", "areas = [\"empresas\"]"),
+            "escalation.employer_complaint.areas names unknown area `empresas`",
+        );
+        check_escalation_err(
+            ("types = [\"queja\"]", "types = [\"reclamo\"]"),
+            "escalation.employer_complaint.types names unknown type `reclamo`",
+        );
+        let unknown_priority = format!(
+            "{MINIMAL}{}",
+            ESCALATION.replacen("priority = \"alta\"", "priority = \"maxima\"", 1)
+        );
+        let err = Taxonomy::from_toml_str(&unknown_priority).expect_err("unknown priority");
+        assert!(
+            err.to_string().contains("unknown variant `maxima`"),
+            "{err}"
+        );
+    }
 
     fn check_err(edit: (&str, &str), expected: &str) {
         let text = MINIMAL.replacen(edit.0, edit.1, 1);

@@ -355,9 +355,10 @@ mod tests {
         let d = (19 * a + m) % 30;
         let e = (2 * b + 4 * c + 6 * d + n) % 7;
         let mut day_after_march_21 = 22 + d + e;
-        if d == 29 && e == 6 {
-            day_after_march_21 -= 7;
-        } else if d == 28 && e == 6 && (11 * m + 11) % 30 < 19 {
+        // Gauss's two exceptions move Easter one week earlier.
+        let april_26 = d == 29 && e == 6;
+        let april_25_late = d == 28 && e == 6 && (11 * m + 11) % 30 < 19;
+        if april_26 || april_25_late {
             day_after_march_21 -= 7;
         }
         ymd(year, 3, 1) + Duration::days(i64::from(day_after_march_21 - 1))
