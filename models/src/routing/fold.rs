@@ -18,10 +18,11 @@ pub struct Word {
     pub end: usize,
 }
 
-/// Folds one character: its lower-case base letters or digits, nothing for marks, `None` for a word boundary.
+/// Folds one character: pushes its lower-case base letters or digits and returns true when the character belongs
+/// to a word (a letter, a digit or a combining mark), false for a word boundary.
 ///
-/// Returns the folded characters through `push` so that callers need no allocation per character.
-fn fold_char(c: char, mut push: impl FnMut(char)) -> bool {
+/// Passes the folded characters to `push` so that callers need no allocation per character.
+pub(crate) fn fold_char(c: char, mut push: impl FnMut(char)) -> bool {
     if c.is_ascii() {
         if c.is_ascii_alphanumeric() {
             push(c.to_ascii_lowercase());
