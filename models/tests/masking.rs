@@ -1,5 +1,6 @@
-//! Span-level precision and recall of the personal-data masker on the annotated set
-//! `datasets/masking/spans.jsonl` (hand-written fake comments; see `datasets/masking/README.md`).
+//! Span-level precision and recall of the personal-data masker on the annotated sets in `datasets/masking/`
+//! (hand-written fake comments; `datasets/masking/README.md` says how each set was written and what its figures
+//! can be trusted for).
 //!
 //! A predicted span counts only if its kind and both byte offsets equal a gold span's. Run with `--nocapture` to
 //! see the table and every miss.
@@ -9,10 +10,15 @@ use std::collections::BTreeMap;
 use models::routing::mask::{SpanKind, find_spans};
 use serde::Deserialize;
 
-const SET: &str = include_str!("../../datasets/masking/spans.jsonl");
+const DESIGN_SET: &str = include_str!("../../datasets/masking/spans.jsonl");
+const BLIND_SET: &str = include_str!("../../datasets/masking/blind.jsonl");
+const FRESH_SET: &str = include_str!("../../datasets/masking/fresh.jsonl");
 
-/// Floor for precision and recall of every kind and overall, on the whole set.
+/// Floor for precision and recall of every kind and overall, on the sets that shaped the masker's rules.
 const FLOOR: f64 = 0.9;
+/// Floor on the fresh set, which never changed the masker: it measures unseen phrasing, and names after roles the
+/// trigger list lacks (`el conductor Mario`) are missed there (name recall 0.875 when it was written).
+const FRESH_FLOOR: f64 = 0.85;
 
 #[derive(Debug, Deserialize)]
 struct Row {
@@ -60,8 +66,8 @@ fn ratio(num: usize, den: usize) -> f64 {
     }
 }
 
-fn rows() -> Vec<Row> {
-    SET.lines()
+fn rows(set: &str) -> Vec<Row> {
+    set.lines()
         .enumerate()
         .map(|(n, line)| {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", n + 1))
@@ -82,11 +88,9 @@ fn gold_keys(row: &Row) -> Vec<Key> {
         .collect()
 }
 
-#[test]
-fn annotated_set_is_consistent() {
-    let rows = rows();
+fn check_consistent(name: &str, rows: &[Row], min_spans: usize, min_negatives: usize) {
     let mut total = 0;
-    for row in &rows {
+    for row in rows {
         let mut previous_end = 0;
         let mut spans: Vec<&Gold> = row.spans.iter().collect();
         spans.sort_by_key(|g| g.start);
@@ -94,41 +98,46 @@ fn annotated_set_is_consistent() {
             assert_eq!(
                 row.text.get(gold.start..gold.end),
                 Some(gold.text.as_str()),
-                "row {}: offsets do not hold the gold text",
+                "{name} row {}: offsets do not hold the gold text",
                 row.id
             );
             assert!(
                 gold.start >= previous_end,
-                "row {}: overlapping gold spans",
+                "{name} row {}: overlapping gold spans",
                 row.id
             );
             previous_end = gold.end;
             total += 1;
         }
         assert!(
-            matches!(row.split.as_str(), "dev" | "test"),
-            "row {}",
+            !row.split.is_empty() && !row.register.is_empty(),
+            "{name} row {}",
             row.id
         );
-        assert!(!row.register.is_empty(), "row {}", row.id);
     }
     assert!(
-        total >= 200,
-        "the set must hold at least 200 spans, has {total}"
+        total >= min_spans,
+        "{name} must hold at least {min_spans} spans, has {total}"
     );
+    let negatives = rows.iter().filter(|r| r.spans.is_empty()).count();
     assert!(
-        rows.iter().filter(|r| r.spans.is_empty()).count() >= 10,
-        "the set must hold comments without personal data"
+        negatives >= min_negatives,
+        "{name} must hold at least {min_negatives} comments without personal data, has {negatives}"
     );
 }
 
 #[test]
-fn masker_precision_and_recall_meet_the_floor() {
-    let rows = rows();
-    // (split, kind) -> counts; split "all" holds the whole set.
+fn annotated_sets_are_consistent() {
+    check_consistent("spans.jsonl", &rows(DESIGN_SET), 200, 10);
+    check_consistent("blind.jsonl", &rows(BLIND_SET), 100, 10);
+    check_consistent("fresh.jsonl", &rows(FRESH_SET), 60, 8);
+}
+
+/// Per (split, kind) counts, the split `all` holding the whole set, and a line per miss.
+fn evaluate(rows: &[Row]) -> (BTreeMap<(String, SpanKind), Counts>, Vec<String>) {
     let mut table: BTreeMap<(String, SpanKind), Counts> = BTreeMap::new();
     let mut misses = Vec::new();
-    for row in &rows {
+    for row in rows {
         let gold = gold_keys(row);
         let predicted: Vec<Key> = find_spans(&row.text)
             .into_iter()
@@ -143,7 +152,11 @@ fn masker_precision_and_recall_meet_the_floor() {
                 false_pos: p.len() - true_pos,
                 false_neg: g.len() - true_pos,
             };
-            for split in [row.split.as_str(), "all"] {
+            let mut splits = vec!["all"];
+            if row.split != "all" && !splits.contains(&row.split.as_str()) {
+                splits.push(row.split.as_str());
+            }
+            for split in splits {
                 table
                     .entry((split.to_string(), kind))
                     .or_default()
@@ -167,60 +180,72 @@ fn masker_precision_and_recall_meet_the_floor() {
             }
         }
     }
+    (table, misses)
+}
 
+/// Prints the table and the misses; returns the kinds (and `overall`) whose precision or recall on the whole set
+/// is below `floor`.
+fn report(name: &str, rows: &[Row], floor: f64) -> Vec<String> {
+    let (table, misses) = evaluate(rows);
+    println!("== {name}");
     println!(
         "{:<6} {:<10} {:>5} {:>4} {:>4} {:>9} {:>7}",
         "split", "kind", "gold", "fp", "fn", "precision", "recall"
     );
     let mut overall: BTreeMap<String, Counts> = BTreeMap::new();
+    let row = |split: &str, kind: &str, c: Counts| {
+        println!(
+            "{:<6} {:<10} {:>5} {:>4} {:>4} {:>9.3} {:>7.3}",
+            split,
+            kind,
+            c.true_pos + c.false_neg,
+            c.false_pos,
+            c.false_neg,
+            c.precision(),
+            c.recall()
+        );
+    };
     for ((split, kind), counts) in &table {
         overall.entry(split.clone()).or_default().add(*counts);
-        println!(
-            "{:<6} {:<10} {:>5} {:>4} {:>4} {:>9.3} {:>7.3}",
-            split,
-            kind.id(),
-            counts.true_pos + counts.false_neg,
-            counts.false_pos,
-            counts.false_neg,
-            counts.precision(),
-            counts.recall()
-        );
+        row(split, kind.id(), *counts);
     }
     for (split, counts) in &overall {
-        println!(
-            "{:<6} {:<10} {:>5} {:>4} {:>4} {:>9.3} {:>7.3}",
-            split,
-            "overall",
-            counts.true_pos + counts.false_neg,
-            counts.false_pos,
-            counts.false_neg,
-            counts.precision(),
-            counts.recall()
-        );
+        row(split, "overall", *counts);
     }
     for miss in &misses {
         println!("{miss}");
     }
-
     let mut below = Vec::new();
-    for kind in SpanKind::ALL {
-        let counts = table[&("all".to_string(), kind)];
-        if counts.precision() < FLOOR || counts.recall() < FLOOR {
+    let checks = SpanKind::ALL
+        .into_iter()
+        .map(|k| (k.id(), table[&("all".to_string(), k)]))
+        .chain([("overall", overall["all"])]);
+    for (kind, counts) in checks {
+        if counts.precision() < floor || counts.recall() < floor {
             below.push(format!(
-                "{}: precision {:.3}, recall {:.3}",
-                kind.id(),
+                "{kind}: precision {:.3}, recall {:.3}",
                 counts.precision(),
                 counts.recall()
             ));
         }
     }
-    let all = overall["all"];
-    if all.precision() < FLOOR || all.recall() < FLOOR {
-        below.push(format!(
-            "overall: precision {:.3}, recall {:.3}",
-            all.precision(),
-            all.recall()
-        ));
-    }
+    below
+}
+
+#[test]
+fn design_set_meets_the_floor() {
+    let below = report("spans.jsonl (design set)", &rows(DESIGN_SET), FLOOR);
     assert!(below.is_empty(), "below the {FLOOR} floor: {below:?}");
+}
+
+#[test]
+fn blind_set_meets_the_floor() {
+    let below = report("blind.jsonl (blind set)", &rows(BLIND_SET), FLOOR);
+    assert!(below.is_empty(), "below the {FLOOR} floor: {below:?}");
+}
+
+#[test]
+fn fresh_set_meets_the_floor() {
+    let below = report("fresh.jsonl (fresh set)", &rows(FRESH_SET), FRESH_FLOOR);
+    assert!(below.is_empty(), "below the {FRESH_FLOOR} floor: {below:?}");
 }

@@ -520,33 +520,42 @@ impl<'t> Scanner<'t> {
                     .is_some_and(|t| !EMAIL_CONNECTORS.contains(&t.folded.as_str()))
                     && s.alpha(i) != Some("arroba")
             };
-            // Left: a word, glued pieces (`yuli88`), and `punto`/`guion` chains.
+            // Left: a word, glued pieces (`yuli88`), and chains of words joined by `punto`, `guion`, `guion bajo`.
             let mut first = at - 1;
             if !is_word(self, first) {
                 continue;
             }
             loop {
+                let connectors = (1..=2)
+                    .take_while(|&c| {
+                        first > c
+                            && self
+                                .alpha(first - c)
+                                .is_some_and(|w| EMAIL_CONNECTORS.contains(&w))
+                    })
+                    .count();
                 if first > 0 && self.gap(first).is_empty() && is_word(self, first - 1) {
                     first -= 1;
-                } else if first >= 2
-                    && self
-                        .alpha(first - 1)
-                        .is_some_and(|w| EMAIL_CONNECTORS.contains(&w))
-                    && is_word(self, first - 2)
-                {
-                    first -= 2;
+                } else if connectors > 0 && is_word(self, first - connectors - 1) {
+                    first -= connectors + 1;
                 } else {
                     break;
                 }
             }
-            // Right: a domain word and at least one `punto` + word.
+            // Right: a domain word and at least one dot, spelled (`punto com`) or written (`gmail.com`).
             let mut last = at + 1;
             if !is_word(self, last) {
                 continue;
             }
             let mut dots = 0;
-            while self.alpha(last + 1) == Some("punto") && self.alpha(last + 2).is_some() {
-                last += 2;
+            loop {
+                if self.alpha(last + 1) == Some("punto") && self.alpha(last + 2).is_some() {
+                    last += 2;
+                } else if self.gap(last + 1) == "." && self.alpha(last + 1).is_some() {
+                    last += 1;
+                } else {
+                    break;
+                }
                 dots += 1;
             }
             if dots > 0 {
@@ -621,9 +630,16 @@ impl<'t> Scanner<'t> {
                 self.gap(k + 1).trim_matches(' '),
                 "" | "." | "°" | "º" | ".°" | "#"
             );
+        // Without a separator (`Cr 70 45-20`) the dash after the second number is required.
+        let bare = !by_hash
+            && !by_word
+            && self.digit(k)
+            && Self::spaces_only(self.gap(k))
+            && self.digit(k + 1)
+            && self.gap(k + 1).trim_matches(' ') == "-";
         if by_word {
             k += 1;
-        } else if !by_hash {
+        } else if !by_hash && !bare {
             return None;
         }
         let mut end = self.toks[k].end;
@@ -642,7 +658,7 @@ impl<'t> Scanner<'t> {
                 end = self.toks[last].end;
             }
             k = next;
-        } else if by_word {
+        } else if by_word || bare {
             // `la calle 50 no 3` is a sentence, `calle 50 no 30-12` an address.
             return None;
         }
@@ -832,18 +848,42 @@ impl<'t> Scanner<'t> {
         for (start, end) in found {
             self.claim(start, end, SpanKind::Nombre);
         }
-        // Names without an introduction: two or more name words starting with a known first name.
-        let mut i = 0;
-        while i < self.toks.len() {
-            let starts_name = self.alpha(i).is_some_and(|w| FIRST_NAME_SET.contains(w))
-                && (i == 0 || self.alpha(i - 1).is_none() || !Self::spaces_only(self.gap(i)));
+        // Names without an introduction: two or more name words starting with a known first name, not inside
+        // a longer phrase that a particle ties to the word before (`la sede de Santa Rosa`).
+        for i in 0..self.toks.len() {
+            let after_particle = i > 0
+                && Self::spaces_only(self.gap(i))
+                && self
+                    .alpha(i - 1)
+                    .is_some_and(|w| NAME_PARTICLES.contains(&w));
+            let starts_name =
+                self.alpha(i).is_some_and(|w| FIRST_NAME_SET.contains(w)) && !after_particle;
             if starts_name
                 && let Some((start, end)) = self.name_from(i, None)
                 && self.words_between(start, end) >= 2
             {
                 self.claim(start, end, SpanKind::Nombre);
             }
-            i += 1;
+        }
+        // A lone first name closing the text after a sentence break is a signature (`...MI CREDITO. YERALDIN`).
+        if let Some(last) = self.toks.len().checked_sub(1) {
+            let closing = self.alpha(last).is_some_and(|w| FIRST_NAME_SET.contains(w))
+                && last > 0
+                && self.gap(last).contains(['.', '\n', ','])
+                && self.text[self.toks[last].end..]
+                    .chars()
+                    .all(|c| c.is_whitespace() || c == '.');
+            if closing
+                && self.is_name_word(
+                    last,
+                    true,
+                    Some(TriggerStrength::Explicit),
+                    self.toks[last].all_lower,
+                )
+            {
+                let tok = &self.toks[last];
+                self.claim(tok.start, tok.end, SpanKind::Nombre);
+            }
         }
     }
 
