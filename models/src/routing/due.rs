@@ -412,6 +412,19 @@ mod tests {
     }
 
     #[test]
+    fn receipt_before_a_monday_holiday_bridge() {
+        // Friday 14 Aug 2026; Monday 17 is the Asunción holiday (moved from Saturday 15). Day 1 is Tuesday 18:
+        // 18-21 (4), 24-28 (9), 31 Aug-4 Sep (14), Monday 7 Sep (15).
+        check(
+            of_type("queja"),
+            "2026-08-14T16:00:00-05:00",
+            "15 días hábiles",
+            "2026-09-07T23:59:59-05:00",
+            Some("2026-09-03T23:59:59-05:00"),
+        );
+    }
+
+    #[test]
     fn felicitacion_gets_an_acknowledgement_without_notice() {
         // Friday 31 Jul 2026: 3, 4, 5, 6 Aug, (7 Aug holiday), 10 Aug.
         check(
