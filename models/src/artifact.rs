@@ -536,7 +536,7 @@ mod tests {
     }
 
     /// Rewrites the checksum so that a deliberately edited artifact reaches the check after it.
-    fn reseal(bytes: &mut Vec<u8>) {
+    fn reseal(bytes: &mut [u8]) {
         let n = bytes.len() - CHECKSUM_LEN;
         let sum = Sha256::digest(&bytes[..n]);
         bytes[n..].copy_from_slice(&sum);

@@ -206,18 +206,36 @@ impl LinearModel {
                 rows.push(row);
             }
         });
-        tfidf_from_rows(rows, &self.idf, &mut scratch.vector);
+        let first_char = first_char_row(&self.row_of_bucket, featurizer.first_char_bucket());
+        tfidf_from_rows(rows, &self.idf, first_char, &mut scratch.vector);
     }
 
     /// Scores `text` into `scratch.probabilities` (all heads, calibrated and parent-constrained). The hot path:
     /// no allocation once `scratch` has grown.
     pub fn score(&self, text: &str, scratch: &mut Scratch) {
         self.vectorize(text, scratch);
+        let Scratch {
+            vector,
+            probabilities,
+            ..
+        } = scratch;
+        self.probabilities_into(vector.iter().copied(), probabilities);
+    }
+
+    /// Scores an already vectorised comment (rows and TF-IDF values, as [`LinearModel::vectorize`] makes them);
+    /// the trainer uses it to evaluate without normalising the text again.
+    pub fn score_vector(&self, rows: &[u32], values: &[f32], scratch: &mut Scratch) {
+        self.probabilities_into(
+            rows.iter().copied().zip(values.iter().copied()),
+            &mut scratch.probabilities,
+        );
+    }
+
+    fn probabilities_into(&self, vector: impl Iterator<Item = (u32, f32)>, logits: &mut Vec<f32>) {
         let classes = self.total_classes();
-        let logits = &mut scratch.probabilities;
         logits.clear();
         logits.extend_from_slice(&self.bias);
-        for &(row, value) in &scratch.vector {
+        for (row, value) in vector {
             let start = row as usize * classes;
             let weights = &self.weights[start..start + classes];
             for (logit, w) in logits.iter_mut().zip(weights) {
@@ -383,12 +401,19 @@ impl LinearModel {
     }
 }
 
-/// Sorts `rows`, counts repeats and writes `(row, (1 + ln tf) · idf)` L2-normalised into `vector`.
-pub fn tfidf_from_rows(rows: &mut [u32], idf: &[f32], vector: &mut Vec<(u32, f32)>) {
+/// Sorts `rows`, counts repeats and writes `(row, (1 + ln tf) · idf)` into `vector`, L2-normalising the word
+/// block (rows below `first_char_row`) and the character block separately, like scikit-learn's union of two
+/// TF-IDF vectorisers.
+pub fn tfidf_from_rows(
+    rows: &mut [u32],
+    idf: &[f32],
+    first_char_row: u32,
+    vector: &mut Vec<(u32, f32)>,
+) {
     rows.sort_unstable();
     vector.clear();
     let mut i = 0;
-    let mut norm = 0.0f32;
+    let mut norms = [0.0f32; 2];
     while i < rows.len() {
         let row = rows[i];
         let mut j = i + 1;
@@ -397,16 +422,24 @@ pub fn tfidf_from_rows(rows: &mut [u32], idf: &[f32], vector: &mut Vec<(u32, f32
         }
         let tf = (j - i) as f32;
         let value = (1.0 + tf.ln()) * idf[row as usize];
-        norm += value * value;
+        norms[usize::from(row >= first_char_row)] += value * value;
         vector.push((row, value));
         i = j;
     }
-    if norm > 0.0 {
-        let inv = norm.sqrt().recip();
-        for (_, v) in vector.iter_mut() {
-            *v *= inv;
-        }
+    let inverse = norms.map(|n| if n > 0.0 { n.sqrt().recip() } else { 0.0 });
+    for (row, v) in vector.iter_mut() {
+        *v *= inverse[usize::from(*row >= first_char_row)];
     }
+}
+
+/// The first row whose bucket is in the character half of the table: rows are numbered in bucket order, so
+/// every row below it is a word feature.
+pub fn first_char_row(row_of_bucket: &[u32], first_char_bucket: u32) -> u32 {
+    row_of_bucket[first_char_bucket as usize..]
+        .iter()
+        .copied()
+        .find(|&r| r != UNSEEN)
+        .unwrap_or_else(|| row_of_bucket.iter().filter(|&&r| r != UNSEEN).count() as u32)
 }
 
 /// Numerically stable softmax of `logits / temperature`, in place.
@@ -554,12 +587,16 @@ pub(crate) mod tests {
     fn tfidf_counts_sublinearly_and_normalises() {
         let mut rows = vec![2, 0, 2, 2];
         let mut vector = Vec::new();
-        tfidf_from_rows(&mut rows, &[1.0, 1.0, 2.0], &mut vector);
+        tfidf_from_rows(&mut rows, &[1.0, 1.0, 2.0], 10, &mut vector);
         let a = 1.0f32;
         let b = (1.0 + 3.0f32.ln()) * 2.0;
         let norm = (a * a + b * b).sqrt();
         assert_eq!(vector.len(), 2);
         assert!((vector[0].1 - a / norm).abs() < 1e-6 && (vector[1].1 - b / norm).abs() < 1e-6);
+        tfidf_from_rows(&mut rows, &[1.0, 1.0, 2.0], 1, &mut vector);
+        // Word block (row 0) and char block (row 2) are normalised separately.
+        assert_eq!(vector.len(), 2);
+        assert!(vector.iter().all(|(_, v)| (v - 1.0).abs() < 1e-6));
     }
 
     #[test]

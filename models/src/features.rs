@@ -5,15 +5,19 @@
 //! on every platform and every version. It is 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime
 //! 0x100000001b3) over the bytes `kind, n-gram`, where `kind` is `w` for a word, `b` for a word pair (the two words
 //! joined by one space) and `c` for a character n-gram (with `<` and `>` marking the word's start and end, as
-//! fastText does). The bucket is `(h ^ (h >> 32)) & (2^table_bits - 1)`: folding the high half in keeps the low
-//! bits well mixed. Artifacts record [`HASH_ID`]; changing anything here means a new id.
+//! fastText does). The table is split in two halves: word features (unigrams and bigrams) take the lower half and
+//! character n-grams the upper half, so that the classifier can L2-normalise the two blocks separately, as
+//! scikit-learn's union of a word and a `char_wb` vectoriser does (otherwise the far more numerous character
+//! n-grams drown the words). Within its half, the bucket is `(h ^ (h >> 32)) & (2^(table_bits-1) - 1)`: folding
+//! the high half in keeps the low bits well mixed. Artifacts record [`HASH_ID`]; changing anything here means a
+//! new id.
 //!
 //! Placeholder tokens (`#num`, `#email`…) give word features only: their spelling carries no meaning.
 
 use serde::{Deserialize, Serialize};
 
 /// Identifies the hash function and feature layout above; stored in every artifact and checked on load.
-pub const HASH_ID: &str = "fnv1a64-xorfold/kind-prefixed/v1";
+pub const HASH_ID: &str = "fnv1a64-xorfold/kind-prefixed/word-char-halves/v2";
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -108,8 +112,13 @@ impl Featurizer {
     pub fn new(config: FeatureConfig) -> Self {
         Self {
             config,
-            mask: (1u64 << config.table_bits) - 1,
+            mask: (1u64 << (config.table_bits - 1)) - 1,
         }
+    }
+
+    /// First bucket of the character n-gram half of the table.
+    pub fn first_char_bucket(&self) -> u32 {
+        1 << (self.config.table_bits - 1)
     }
 
     /// The configuration in use.
@@ -120,6 +129,11 @@ impl Featurizer {
     #[inline]
     fn bucket(&self, h: u64) -> u32 {
         ((h ^ (h >> 32)) & self.mask) as u32
+    }
+
+    #[inline]
+    fn char_bucket(&self, h: u64) -> u32 {
+        self.bucket(h) | self.first_char_bucket()
     }
 
     /// Calls `emit(bucket, span)` for every n-gram of `normalized` (the output of the normaliser), in text order.
@@ -201,7 +215,7 @@ impl Featurizer {
                 }
                 if from < to {
                     emit(
-                        self.bucket(h),
+                        self.char_bucket(h),
                         NgramSpan {
                             start: from,
                             end: to,
@@ -254,10 +268,9 @@ mod tests {
             },
         );
         let h = fnv_feed(fnv_byte(FNV_OFFSET, b'w'), b"queja");
-        assert_eq!(
-            got,
-            vec![(((h ^ (h >> 32)) & 0xfffff) as u32, "queja".into())]
-        );
+        assert_eq!(got[0].0, ((h ^ (h >> 32)) & 0x7ffff) as u32);
+        // The literal pins the bucket for HASH_ID v2: if this changes, every artifact breaks.
+        assert_eq!(got, vec![(79785, "queja".into())]);
     }
 
     #[test]
@@ -295,6 +308,12 @@ mod tests {
         let got = ngrams("año", config);
         assert_eq!(got.len(), 1 + 4 + 3 + 2 + 1);
         assert!(got.iter().all(|(_, t)| "año".contains(t.as_str())));
+        let half = 1 << 15;
+        assert!(got[0].0 < half, "the word lives in the lower half");
+        assert!(
+            got[1..].iter().all(|(b, _)| *b >= half),
+            "char n-grams live in the upper half"
+        );
     }
 
     proptest::proptest! {

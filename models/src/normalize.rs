@@ -230,12 +230,9 @@ fn looks_like_url(chunk: &str) -> bool {
 fn end_of_number(bytes: &[u8], start: usize) -> usize {
     let mut i = start;
     while i < bytes.len() {
-        if bytes[i].is_ascii_digit() {
-            i += 1;
-        } else if matches!(bytes[i], b'.' | b',' | b'/' | b'-' | b':')
-            && i + 1 < bytes.len()
-            && bytes[i + 1].is_ascii_digit()
-        {
+        let separator_between_digits = matches!(bytes[i], b'.' | b',' | b'/' | b'-' | b':')
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+        if bytes[i].is_ascii_digit() || separator_between_digits {
             i += 1;
         } else {
             break;

@@ -1,10 +1,49 @@
-//! `pqrs eval` (being written; see the issue that owns it).
+//! `pqrs eval`: evaluates a model on labeled data (any subset of its heads) and writes report.md,
+//! metrics.json and SVG charts.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::data::SourceArgs;
+use super::train::DateFilter;
 
 /// Arguments of `pqrs eval`.
-#[derive(Debug, clap::Args)]
-pub struct EvalArgs {}
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The model to evaluate.
+    #[arg(long, env = "PQRS_MODEL")]
+    model: PathBuf,
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    dates: DateFilter,
+    /// Directory for report.md, metrics.json and the SVG charts.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Reads and validates a model file.
+pub fn load_model(path: &PathBuf) -> anyhow::Result<models::Model> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    models::Model::from_bytes(&bytes).with_context(|| format!("loading model {}", path.display()))
+}
 
 /// Runs `pqrs eval`.
-pub fn run(_args: EvalArgs) -> anyhow::Result<()> {
-    anyhow::bail!("pqrs eval is not available in this build yet")
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let model = load_model(&args.model)?;
+    let set = if args.source.corpus {
+        datasets::corpus::test().context("reading the shipped corpus")?
+    } else {
+        args.dates.apply(args.source.read()?)?
+    };
+    anyhow::ensure!(!set.heads.is_empty(), "give at least one --label HEAD=COL");
+    let evaluation = training::evaluate(&model, &set)?;
+    print!("{}", training::report::summary_table(&evaluation));
+    if let Some(dir) = &args.out {
+        training::report::write(dir, &evaluation, &model)?;
+        println!("report written to {}", dir.display());
+    }
+    Ok(())
 }
