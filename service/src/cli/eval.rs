@@ -24,15 +24,9 @@ pub struct EvalArgs {
     out: Option<PathBuf>,
 }
 
-/// Reads and validates a model file.
-pub fn load_model(path: &PathBuf) -> anyhow::Result<models::Model> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    models::Model::from_bytes(&bytes).with_context(|| format!("loading model {}", path.display()))
-}
-
 /// Runs `pqrs eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let model = load_model(&args.model)?;
+    let model = service::model_source::load(&args.model)?;
     let set = if args.source.corpus {
         datasets::corpus::test().context("reading the shipped corpus")?
     } else {
