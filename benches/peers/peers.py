@@ -471,6 +471,9 @@ def print_table(results):
     print(cols)
     print("-" * len(cols))
     for r in results:
+        if "error" in r:
+            print(f"{r['head']:<10} {r['peer']:<15} {r['n_train']:>6} {r['n_test']:>5}  failed: {r['error']}")
+            continue
         ece_s = f"{r['ece']:.3f}" if r["ece"] is not None else "-"
         size = r["model_bytes"]
         size_s = f"{size / 1e6:.1f}MB" if size >= 1e5 else f"{size / 1e3:.0f}kB"
@@ -543,7 +546,12 @@ def main(args):
             unseen = sorted(set(test_counts) - set(train_counts))
             for peer, run in plan:
                 t0 = time.perf_counter()
-                res = run(f"{head}-{peer}", train, test, workdir)
+                try:
+                    res = run(f"{head}-{peer}", train, test, workdir)
+                except RuntimeError as err:
+                    # fastText raises RuntimeError("Encountered NaN.") when a learning rate diverges, which
+                    # autotune's final retraining can do; the other peers and heads still deserve a result.
+                    res = {"error": str(err)}
                 res = dict(
                     head=head,
                     column=col,
@@ -558,11 +566,14 @@ def main(args):
                     **res,
                 )
                 report["results"].append(res)
-                print(
-                    f"  {head:<10} {peer:<15} acc {res['accuracy']:.3f}  macro-F1 {res['macro_f1']:.3f}  "
-                    f"train {res['train_s']:.1f}s",
-                    flush=True,
-                )
+                if "error" in res:
+                    print(f"  {head:<10} {peer:<15} failed: {res['error']}", flush=True)
+                else:
+                    print(
+                        f"  {head:<10} {peer:<15} acc {res['accuracy']:.3f}  macro-F1 {res['macro_f1']:.3f}  "
+                        f"train {res['train_s']:.1f}s",
+                        flush=True,
+                    )
                 # Written after each result so a long run that is stopped still leaves its figures.
                 report["elapsed_s"] = time.time() - started
                 with open(args.out, "w", encoding="utf-8") as f:
