@@ -13,6 +13,10 @@ use crate::features::{FeatureConfig, FeatureScratch, Featurizer};
 use crate::normalize::{NormalizeScratch, Normalizer, NormalizerConfig};
 use crate::prediction::{Evidence, HeadPrediction, Prediction, Scored};
 
+/// N-grams present in more than about a fifth of the training comments (smoothed idf below this) are left out of
+/// explanations.
+pub const EXPLAIN_MIN_IDF: f32 = 2.5;
+
 /// Marks a bucket that no training comment used.
 pub const UNSEEN: u32 = u32::MAX;
 
@@ -70,6 +74,8 @@ pub struct Scratch {
     vector: Vec<(u32, f32)>,
     /// Calibrated, parent-constrained probabilities of the last comment, all heads side by side.
     pub probabilities: Vec<f32>,
+    /// Chosen label index of each head for the last comment (see [`LinearModel::decode`]).
+    pub chosen: Vec<usize>,
 }
 
 /// What [`LinearModel::predict`] should include.
@@ -290,6 +296,39 @@ impl LinearModel {
         }
     }
 
+    /// Chooses one label per head from `probabilities` into `chosen`: parents first by their (joint) marginal,
+    /// then each child as its most probable label *within the chosen parent*, so that theme and area can never
+    /// disagree. The area decides where the comment goes, so it is decided on its own evidence, summed over its
+    /// themes, rather than following a single theme.
+    pub fn decode(&self, probabilities: &[f32], chosen: &mut Vec<usize>) {
+        chosen.clear();
+        let mut at = 0;
+        let mut offsets = [0usize; 16];
+        for (i, head) in self.heads.iter().enumerate() {
+            if i < offsets.len() {
+                offsets[i] = at;
+            }
+            chosen.push(argmax(&probabilities[at..at + head.labels.len()]));
+            at += head.labels.len();
+        }
+        for (i, head) in self.heads.iter().enumerate() {
+            let (Some(link), true) = (&head.parent, i < offsets.len()) else {
+                continue;
+            };
+            let parent_label = chosen[link.head] as u32;
+            let block = &probabilities[offsets[i]..offsets[i] + head.labels.len()];
+            let mut best: Option<usize> = None;
+            for (label, &p) in link.parent_of_label.iter().enumerate() {
+                if p == parent_label && best.is_none_or(|b| block[label] > block[b]) {
+                    best = Some(label);
+                }
+            }
+            if let Some(best) = best {
+                chosen[i] = best;
+            }
+        }
+    }
+
     /// Full prediction for one comment: label, confidence, top-k, review flag and explanation per head.
     pub fn predict(
         &self,
@@ -298,11 +337,13 @@ impl LinearModel {
         scratch: &mut Scratch,
     ) -> Prediction {
         self.score(text, scratch);
+        let mut chosen = std::mem::take(&mut scratch.chosen);
+        self.decode(&scratch.probabilities, &mut chosen);
         let mut heads = Vec::with_capacity(self.heads.len());
         let mut at = 0;
         for (index, head) in self.heads.iter().enumerate() {
             let probs = &scratch.probabilities[at..at + head.labels.len()];
-            let best = argmax(probs);
+            let best = chosen[index];
             let confidence = probs[best];
             let mut order: Vec<usize> = (0..probs.len()).collect();
             order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
@@ -329,6 +370,7 @@ impl LinearModel {
             });
             at += head.labels.len();
         }
+        scratch.chosen = chosen;
         Prediction { heads }
     }
 
@@ -371,6 +413,11 @@ impl LinearModel {
             |bucket, span| {
                 let row = row_of_bucket[bucket as usize];
                 if row == UNSEEN || evidence.iter().any(|e| e.1 == row) {
+                    return;
+                }
+                // Words in a large share of comments ("que", "me") and one-letter fragments explain nothing to
+                // a reader even when their weight is positive.
+                if self.idf[row as usize] < EXPLAIN_MIN_IDF || span.end - span.start < 2 {
                     return;
                 }
                 if let Ok(i) = vector.binary_search_by_key(&row, |&(r, _)| r) {
@@ -500,7 +547,7 @@ pub(crate) mod tests {
             normalizer,
             features,
             row_of_bucket,
-            idf: vec![1.0; 4],
+            idf: vec![3.0; 4],
             weights,
             bias: vec![0.0; 6],
             heads: vec![

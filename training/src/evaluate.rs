@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use datasets::LabeledSet;
 use models::Model;
-use models::classifier::{Scratch, argmax};
+use models::classifier::Scratch;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -47,19 +47,20 @@ pub fn score(model: &Model, set: &LabeledSet) -> Result<Scored> {
             )));
         };
         let offset: usize = linear.heads[..h].iter().map(|x| x.labels.len()).sum();
-        offsets.push((offset, linear.heads[h].labels.len()));
+        offsets.push((h, offset));
     }
     let per_comment = set
         .records
         .par_iter()
         .map_init(Scratch::default, |scratch, record| {
             linear.score(&record.text, scratch);
+            let mut chosen = Vec::new();
+            linear.decode(&scratch.probabilities, &mut chosen);
             offsets
                 .iter()
-                .map(|&(offset, k)| {
-                    let block = &scratch.probabilities[offset..offset + k];
-                    let best = argmax(block);
-                    (best as u32, block[best])
+                .map(|&(h, offset)| {
+                    let best = chosen[h];
+                    (best as u32, scratch.probabilities[offset + best])
                 })
                 .collect()
         })

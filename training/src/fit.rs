@@ -297,9 +297,9 @@ pub fn fit(
         let (predicted, confidence): (Vec<u32>, Vec<f32>) = validation_probs
             .iter()
             .map(|p| {
-                let block = &p[offset..offset + k];
-                let best = models::classifier::argmax(block);
-                (best as u32, block[best])
+                let mut chosen = Vec::new();
+                linear.decode(p, &mut chosen);
+                (chosen[h] as u32, p[offset + chosen[h]])
             })
             .unzip();
         let gold: Vec<u32> = validation_ids.iter().map(|&i| e.targets[i]).collect();
