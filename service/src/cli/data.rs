@@ -18,6 +18,8 @@ pub struct DataArgs {
 enum DataCommand {
     /// Print rows read and rejected (by reason), label counts per head, duplicates, date range and text lengths.
     Inspect(InspectArgs),
+    /// Write N recombined, noised corpus comments to a CSV, for benchmarks only (never for accuracy claims).
+    Scale(super::data_scale::ScaleArgs),
 }
 
 /// Where the labeled history is and how its columns map to text and heads.
@@ -102,6 +104,7 @@ struct InspectArgs {
 pub fn run(args: DataArgs) -> anyhow::Result<()> {
     match args.command {
         DataCommand::Inspect(args) => inspect(args),
+        DataCommand::Scale(args) => super::data_scale::run(args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns its checked arguments into calls on the library crates.
 
 pub mod data;
+pub mod data_scale;
 pub mod eval;
 pub mod route;
 pub mod serve;
