@@ -2,4 +2,5 @@
 //! `main.rs` parses the command line and calls into here.
 #![deny(missing_docs)]
 
+pub mod http;
 pub mod model_source;

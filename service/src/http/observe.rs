@@ -1,0 +1,183 @@
+//! Metrics (Prometheus text through `metrics-exporter-prometheus`) and the middleware that counts requests, times
+//! them, and bounds how many run at once and for how long.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use super::error::{ApiError, ErrorCode};
+use super::state::{AppState, ServedModel};
+
+const REQUESTS: &str = "pqrs_http_requests_total";
+const LATENCY: &str = "pqrs_http_request_duration_seconds";
+const PREDICTIONS: &str = "pqrs_predictions_total";
+const REVIEWS: &str = "pqrs_head_needs_review_total";
+const CLASSIFIED: &str = "pqrs_classifications_total";
+const CLASSIFIED_FOR_REVIEW: &str = "pqrs_classifications_needs_review_total";
+const REVIEW_RATIO: &str = "pqrs_needs_review_ratio";
+const MODEL_INFO: &str = "pqrs_model_info";
+const RELOADS: &str = "pqrs_model_reloads_total";
+const REJECTED: &str = "pqrs_http_rejected_total";
+
+/// Latency buckets in seconds: classification takes microseconds, so the buckets start at 50 µs.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder once. Metrics are process-wide by design of the `metrics` crate,
+/// so several applications in one process (tests) share it.
+pub(crate) fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(LATENCY.into()), &LATENCY_BUCKETS)
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    metrics::describe_counter!(REQUESTS, "HTTP requests by route, method and status.");
+    metrics::describe_histogram!(
+        LATENCY,
+        metrics::Unit::Seconds,
+        "HTTP request latency by route, method and status."
+    );
+    metrics::describe_counter!(PREDICTIONS, "Predicted labels by head and label.");
+    metrics::describe_counter!(REVIEWS, "Answers a head flagged for human review, by head.");
+    metrics::describe_counter!(CLASSIFIED, "Comments classified.");
+    metrics::describe_counter!(
+        CLASSIFIED_FOR_REVIEW,
+        "Comments classified with at least one head asking for review."
+    );
+    metrics::describe_gauge!(
+        REVIEW_RATIO,
+        "Share of comments since start with at least one head asking for review."
+    );
+    metrics::describe_gauge!(
+        MODEL_INFO,
+        "1 for the served model (labels: id, pqrs_version, created_at)."
+    );
+    metrics::describe_counter!(RELOADS, "Model reloads by result (ok, refused).");
+    metrics::describe_counter!(REJECTED, "Requests refused before running, by reason.");
+}
+
+/// The Prometheus text of every metric.
+pub(crate) fn render(state: &AppState) -> String {
+    let handle = install();
+    if let Some(ratio) = state.needs_review_ratio() {
+        metrics::gauge!(REVIEW_RATIO).set(ratio);
+    }
+    handle.run_upkeep();
+    handle.render()
+}
+
+/// Drains histogram samples into their buckets, so memory stays bounded between scrapes.
+pub(crate) fn upkeep() {
+    install().run_upkeep();
+}
+
+pub(crate) fn prediction_counter(head: &str, label: &str) -> metrics::Counter {
+    metrics::counter!(PREDICTIONS, "head" => head.to_string(), "label" => label.to_string())
+}
+
+pub(crate) fn review_counter(head: &str) -> metrics::Counter {
+    metrics::counter!(REVIEWS, "head" => head.to_string())
+}
+
+pub(crate) fn classified(state: &AppState, flagged_for_review: bool) {
+    metrics::counter!(CLASSIFIED).increment(1);
+    if flagged_for_review {
+        metrics::counter!(CLASSIFIED_FOR_REVIEW).increment(1);
+    }
+    state.count_classified(flagged_for_review);
+}
+
+fn model_labels(model: &ServedModel) -> [(&'static str, String); 3] {
+    [
+        ("id", model.id().to_string()),
+        ("pqrs_version", model.model.info.pqrs_version.clone()),
+        ("created_at", model.model.info.created_at.clone()),
+    ]
+}
+
+pub(crate) fn model_loaded(previous: Option<&ServedModel>, current: &ServedModel) {
+    if let Some(previous) = previous {
+        metrics::gauge!(MODEL_INFO, &model_labels(previous)).set(0.0);
+    }
+    metrics::gauge!(MODEL_INFO, &model_labels(current)).set(1.0);
+}
+
+pub(crate) fn reload_result(ok: bool) {
+    metrics::counter!(RELOADS, "result" => if ok { "ok" } else { "refused" }).increment(1);
+}
+
+/// Counts and times every request by its route template (never its raw path, which could carry anything).
+pub(crate) async fn record(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let elapsed = started.elapsed().as_secs_f64();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!(REQUESTS, &labels).increment(1);
+    metrics::histogram!(LATENCY, &labels).record(elapsed);
+    response
+}
+
+/// Bounds the requests of the classification routes: at most `max_concurrency` at once (more get 503 with
+/// `Retry-After` at once instead of queueing, so latency stays bounded), at most `request_timeout` each, and none
+/// once shutdown has begun. Streams are exempt from the timeout: they may be any length.
+pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.is_draining() {
+        metrics::counter!(REJECTED, "reason" => "shutting_down").increment(1);
+        return ApiError::new(ErrorCode::ShuttingDown, "the server is shutting down")
+            .into_response();
+    }
+    let Ok(_permit) = state.concurrency().clone().try_acquire_owned() else {
+        metrics::counter!(REJECTED, "reason" => "overloaded").increment(1);
+        return ApiError::new(
+            ErrorCode::Overloaded,
+            format!(
+                "more than {} requests in flight; retry shortly",
+                state.limits().max_concurrency
+            ),
+        )
+        .into_response();
+    };
+    let is_stream = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|p| p.as_str().ends_with("/stream"));
+    if is_stream {
+        return next.run(request).await;
+    }
+    let timeout: Duration = state.limits().request_timeout;
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            metrics::counter!(REJECTED, "reason" => "timeout").increment(1);
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!("the request took longer than {} ms", timeout.as_millis()),
+            )
+            .into_response()
+        }
+    }
+}

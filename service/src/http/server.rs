@@ -1,0 +1,121 @@
+//! Running the application on a socket: load the model, bind, announce the address, reload on SIGHUP, and on
+//! SIGTERM or SIGINT stop accepting, let requests in flight finish (up to a deadline) and exit.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::config::ServeConfig;
+use super::observe;
+use super::state::{ApiKey, AppState};
+
+/// How often histogram samples are folded into their buckets when nobody scrapes `/metrics`.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Serves until SIGTERM or SIGINT. Prints `listening on ADDR` on stdout once the socket is bound.
+pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let api_key = config
+        .api_key
+        .as_deref()
+        .map(ApiKey::new)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    if api_key.is_none() {
+        tracing::info!("no API key configured: admin endpoints are disabled");
+    }
+    let model_path = config.model.clone();
+    let (model, path) =
+        tokio::task::spawn_blocking(move || crate::model_source::resolve(model_path.as_deref()))
+            .await
+            .context("the model loading task failed")??;
+    tracing::info!(model = %model.info.id, path = %path.display(), "model loaded");
+    let state = AppState::new(model, path, api_key, config.limits).map_err(anyhow::Error::msg)?;
+
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    // Tests and scripts read this line to find an ephemeral port.
+    println!("listening on {addr}");
+    tracing::info!(%addr, "listening");
+
+    tokio::spawn(reload_on_hangup(state.clone()));
+    tokio::spawn(async {
+        loop {
+            tokio::time::sleep(UPKEEP_EVERY).await;
+            observe::upkeep();
+        }
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let draining = state.clone();
+    let shutdown = async move {
+        let signal = termination().await;
+        tracing::info!(signal, "shutting down: finishing requests in flight");
+        draining.begin_drain();
+        let _ = stop_tx.send(true);
+    };
+    let listener = listener.tap_io(|tcp| {
+        // Answers are one small write; waiting for Nagle's algorithm would only add latency.
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = axum::serve(listener, super::app(state)).with_graceful_shutdown(shutdown);
+    tokio::select! {
+        served = server.into_future() => served.context("serving")?,
+        () = deadline(stop_rx, config.shutdown_timeout) => {
+            tracing::warn!(
+                seconds = config.shutdown_timeout.as_secs_f64(),
+                "requests still in flight at the shutdown deadline; exiting anyway"
+            );
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves `timeout` after shutdown has begun; never before.
+async fn deadline(mut stop: tokio::sync::watch::Receiver<bool>, timeout: Duration) {
+    if stop.wait_for(|stopping| *stopping).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(timeout).await;
+}
+
+/// Waits for SIGTERM or SIGINT and names it.
+async fn termination() -> &'static str {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            () = interrupt => "SIGINT",
+        },
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM, only for SIGINT: {e}");
+            interrupt.await;
+            "SIGINT"
+        }
+    }
+}
+
+/// Reloads the served model's file on every SIGHUP; a refused file is logged and the old model keeps serving.
+async fn reload_on_hangup(state: AppState) {
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGHUP; reload through /v1/admin/reload: {e}");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the model");
+        // The outcome is logged by reload itself.
+        let _ = state.reload(None).await;
+    }
+}
