@@ -101,6 +101,8 @@ pub struct TrainReport {
     pub parents: Vec<(String, String)>,
     /// Wall time of the whole fit, in seconds.
     pub seconds: f64,
+    /// Wall time per phase, in seconds: normalise+hash, vocabulary+vectors, heads (validation run), refit.
+    pub phase_seconds: [f64; 4],
 }
 
 /// Training facts of one head.
@@ -157,10 +159,14 @@ pub(crate) struct Vocabulary {
 /// Normalises and hashes every comment once (in parallel), keeps the features of the fitting comments (as
 /// scikit-learn fits its vectoriser on the training part only) and vectorises every comment.
 pub(crate) fn vocabulary(set: &LabeledSet, config: &TrainConfig, fit_ids: &[usize]) -> Vocabulary {
+    vocabulary_of(&hash_all(set, config), config, fit_ids)
+}
+
+/// Normalises and hashes every comment (in parallel): the buckets of its n-grams, in text order.
+pub(crate) fn hash_all(set: &LabeledSet, config: &TrainConfig) -> Vec<Vec<u32>> {
     let normalizer = Normalizer::new(config.normalizer);
     let featurizer = Featurizer::new(config.features);
-    let buckets: Vec<Vec<u32>> = set
-        .records
+    set.records
         .par_iter()
         .map_init(
             || {
@@ -177,23 +183,36 @@ pub(crate) fn vocabulary(set: &LabeledSet, config: &TrainConfig, fit_ids: &[usiz
                 out
             },
         )
-        .collect();
-    let mut df: HashMap<u32, u32> = HashMap::new();
-    let mut seen = Vec::new();
+        .collect()
+}
+
+/// The vocabulary of the comments `fit_ids` over already hashed comments, and every comment's vector.
+pub(crate) fn vocabulary_of(
+    buckets: &[Vec<u32>],
+    config: &TrainConfig,
+    fit_ids: &[usize],
+) -> Vocabulary {
+    let featurizer = Featurizer::new(config.features);
+    // Document frequency per bucket; `last_doc` avoids counting a bucket twice in one comment without sorting.
+    let table = config.features.table_size();
+    let mut df_of_bucket = vec![0u32; table];
+    let mut last_doc = vec![u32::MAX; table];
     for &i in fit_ids {
-        seen.clear();
-        seen.extend_from_slice(&buckets[i]);
-        seen.sort_unstable();
-        seen.dedup();
-        for &b in &seen {
-            *df.entry(b).or_default() += 1;
+        for &b in &buckets[i] {
+            let b = b as usize;
+            if last_doc[b] != i as u32 {
+                last_doc[b] = i as u32;
+                df_of_bucket[b] += 1;
+            }
         }
     }
-    let mut kept: Vec<(u32, u32)> = df
-        .into_iter()
-        .filter(|&(_, n)| n >= config.min_df)
+    drop(last_doc);
+    let kept: Vec<(u32, u32)> = df_of_bucket
+        .iter()
+        .enumerate()
+        .filter(|&(_, &n)| n >= config.min_df.max(1))
+        .map(|(b, &n)| (b as u32, n))
         .collect();
-    kept.sort_unstable();
     let mut row_of_bucket = vec![UNSEEN; config.features.table_size()];
     let n_fit = fit_ids.len() as f32;
     let mut idf = Vec::with_capacity(kept.len());
@@ -248,12 +267,21 @@ pub fn fit(
 
     let (fit_ids, validation_ids) = validation_split(set, config);
 
+    let mut phase = Instant::now();
+    let mut phase_seconds = [0.0; 4];
+    let mut lap = |slot: usize| {
+        phase_seconds[slot] = phase.elapsed().as_secs_f64();
+        phase = Instant::now();
+    };
+    let buckets = hash_all(set, config);
+    lap(0);
     let Vocabulary {
         row_of_bucket,
         idf,
         vectors,
         ..
-    } = vocabulary(set, config, &fit_ids);
+    } = vocabulary_of(&buckets, config, &fit_ids);
+    lap(1);
 
     // Train the heads concurrently; each owns its weights.
     let trained: Vec<TrainedHead> = encoded
@@ -274,6 +302,7 @@ pub fn fit(
         })
         .collect();
 
+    lap(2);
     let parents = find_parents(&encoded, &fit_ids);
     let mut heads: Vec<Head> = Vec::with_capacity(encoded.len());
     for (h, (e, t)) in encoded.iter().zip(&trained).enumerate() {
@@ -324,8 +353,17 @@ pub fn fit(
     }
 
     if config.refit && validation_ids != fit_ids {
-        linear = refit_all(set, config, &encoded, &trained, linear.heads, progress);
+        linear = refit_all(
+            set,
+            &buckets,
+            config,
+            &encoded,
+            &trained,
+            linear.heads,
+            progress,
+        );
     }
+    lap(3);
 
     let report = TrainReport {
         n_fit: fit_ids.len(),
@@ -337,6 +375,7 @@ pub fn fit(
             .map(|(&c, p)| (set.heads[c].clone(), set.heads[p.head].clone()))
             .collect(),
         seconds: started.elapsed().as_secs_f64(),
+        phase_seconds,
     };
     let training = serde_json::json!({
         "data_fingerprint": fingerprint(set),
@@ -371,6 +410,7 @@ pub fn fit(
 /// and parent links from the validation run.
 fn refit_all(
     set: &LabeledSet,
+    buckets: &[Vec<u32>],
     config: &TrainConfig,
     encoded: &[Encoded],
     trained: &[TrainedHead],
@@ -383,7 +423,7 @@ fn refit_all(
         idf,
         vectors,
         ..
-    } = vocabulary(set, config, &all);
+    } = vocabulary_of(buckets, config, &all);
     let refitted: Vec<TrainedHead> = encoded
         .par_iter()
         .enumerate()
