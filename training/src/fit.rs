@@ -222,7 +222,7 @@ pub(crate) fn vocabulary_of(
     }
     let first_char =
         models::classifier::first_char_row(&row_of_bucket, featurizer.first_char_bucket());
-    let vectors = vectorize_all(&buckets, &row_of_bucket, &idf, first_char);
+    let vectors = vectorize_all(buckets, &row_of_bucket, &idf, first_char);
     Vocabulary {
         row_of_bucket,
         idf,
