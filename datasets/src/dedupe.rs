@@ -18,7 +18,14 @@ pub struct Duplicates {
     pub exact: Vec<Vec<usize>>,
     /// Pairs of different texts whose shingle Jaccard similarity is at least [`NEAR_JACCARD`].
     pub near: Vec<(usize, usize, f64)>,
+    /// How many texts (from the start) the near-duplicate search covered: all of them up to
+    /// [`NEAR_SEARCH_LIMIT`], so that memory stays bounded on million-row files.
+    pub near_searched: usize,
 }
+
+/// Near duplicates are searched among the first this many texts; exact duplicates among all. Shingle sets cost
+/// about 8 KB per text, so a million rows would need gigabytes.
+pub const NEAR_SEARCH_LIMIT: usize = 200_000;
 
 impl Duplicates {
     /// Texts that repeat an earlier one exactly (group size minus one, summed).
@@ -90,7 +97,8 @@ pub fn find_duplicates<S: AsRef<str>>(texts: &[S]) -> Duplicates {
     let mut exact: Vec<Vec<usize>> = by_text.into_values().filter(|g| g.len() > 1).collect();
     exact.sort();
     // Near duplicates only among distinct texts: the first of each exact group represents it.
-    let mut representative = vec![true; texts.len()];
+    let near_searched = texts.len().min(NEAR_SEARCH_LIMIT);
+    let mut representative: Vec<bool> = (0..texts.len()).map(|i| i < near_searched).collect();
     for g in &exact {
         for &i in &g[1..] {
             representative[i] = false;
@@ -136,7 +144,11 @@ pub fn find_duplicates<S: AsRef<str>>(texts: &[S]) -> Duplicates {
         }
     }
     near.sort_by_key(|&(a, b, _)| (a, b));
-    Duplicates { exact, near }
+    Duplicates {
+        exact,
+        near,
+        near_searched,
+    }
 }
 
 #[cfg(test)]

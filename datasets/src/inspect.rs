@@ -159,9 +159,17 @@ impl fmt::Display for Inspection<'_> {
             self.duplicates.exact.len(),
             self.duplicates.exact_extra()
         )?;
+        let scope = if self.duplicates.near_searched < self.set.records.len() {
+            format!(
+                ", searched among the first {} rows",
+                self.duplicates.near_searched
+            )
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "  near pairs     {} (shingle Jaccard ≥ {})",
+            "  near pairs     {} (shingle Jaccard ≥ {}{scope})",
             self.duplicates.near.len(),
             crate::dedupe::NEAR_JACCARD
         )?;
