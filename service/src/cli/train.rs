@@ -271,8 +271,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let bytes = model.to_bytes(precision);
     std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
 
+    let refit = if config.refit {
+        format!(", then refitted on all {}", report.n_fit + report.n_validation)
+    } else {
+        String::new()
+    };
     println!(
-        "trained on {} comments ({} held out for validation) in {:.2} s; {} features kept",
+        "trained on {} comments ({} held out for validation{refit}) in {:.2} s; {} features kept",
         report.n_fit, report.n_validation, report.seconds, report.rows
     );
     for (child, parent) in &report.parents {
