@@ -1,0 +1,397 @@
+//! HTTP load generator for `pqrs serve`: sends `POST /v1/classify` with comments of the shipped corpus over
+//! keep-alive HTTP/1.1 connections (tokio + hyper) and reports latency percentiles, throughput, errors and the
+//! server's resident memory.
+//!
+//! Two kinds of run:
+//! - open loop (`--rate R`, repeatable): requests are scheduled at a fixed rate whatever the answers do. A request
+//!   that has to wait because its connection is still busy with a late answer is timed from when it should have
+//!   been sent, so a slow server cannot hide its queueing (no coordinated omission); a request sent on a free
+//!   connection is timed from when it was sent, so the generator's own timer jitter is not charged to the server.
+//! - closed loop (`--closed N`, repeatable): N connections each send the next request as soon as the last one is
+//!   answered; this measures the most the server can answer.
+//!
+//! ```sh
+//! cargo build --release -p service -p benches
+//! target/release/pqrs serve --addr 127.0.0.1:8080 &
+//! target/release/load --addr 127.0.0.1:8080 --pid $! --rate 1000 --rate 5000 --closed 16 --duration 10
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Request, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Load generator for `pqrs serve`.
+#[derive(Debug, Parser)]
+#[command(name = "load")]
+struct Args {
+    /// Address of the server.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Open-loop rate in requests per second; one run per value.
+    #[arg(long)]
+    rate: Vec<u32>,
+    /// Connections of the open-loop runs.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Closed-loop run with this many connections; one run per value.
+    #[arg(long)]
+    closed: Vec<usize>,
+    /// Seconds each run lasts.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of unrecorded load before each run, so that connections and caches are warm.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Process id of the server, to report its resident memory (VmRSS, and VmHWM: the peak) after each run.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Worker threads of the generator's runtime (it shares the machine with the server).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// What to request: `classify` (POST /v1/classify with corpus comments) or `healthz` (GET /healthz: the cost
+    /// of HTTP, routing, middleware and metrics alone, without a model).
+    #[arg(long, value_enum, default_value_t = Target::Classify)]
+    target: Target,
+}
+
+/// The endpoint under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    /// POST /v1/classify.
+    Classify,
+    /// GET /healthz.
+    Healthz,
+}
+
+/// What one connection saw.
+#[derive(Default)]
+struct Tally {
+    latencies_ns: Vec<u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.latencies_ns.extend(other.latencies_ns);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+}
+
+/// Percentiles of one run.
+struct Report {
+    label: String,
+    seconds: f64,
+    tally: Tally,
+}
+
+impl Report {
+    fn percentile(&self, q: f64) -> f64 {
+        let sorted = &self.tally.latencies_ns;
+        if sorted.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1] as f64 / 1_000.0
+    }
+
+    fn print(&self, rss: Option<(u64, u64)>) {
+        let done = self.tally.latencies_ns.len();
+        let memory = rss.map_or_else(String::new, |(rss, hwm)| {
+            format!(" | {:.1} | {:.1}", rss as f64 / 1024.0, hwm as f64 / 1024.0)
+        });
+        println!(
+            "| {} | {:.0} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}{memory} |",
+            self.label,
+            done as f64 / self.seconds,
+            done,
+            self.tally.errors,
+            self.percentile(0.50),
+            self.percentile(0.90),
+            self.percentile(0.99),
+            self.percentile(0.999),
+            self.percentile(1.0),
+        );
+        if let Some(error) = &self.tally.first_error {
+            eprintln!("  first error: {error}");
+        }
+    }
+}
+
+/// Request bodies: comments of the corpus, so that lengths and vocabulary are realistic.
+fn bodies() -> anyhow::Result<Arc<Vec<Bytes>>> {
+    let corpus = datasets::corpus::all().context("reading the shipped corpus")?;
+    let bodies: Vec<Bytes> = corpus
+        .records
+        .iter()
+        .map(|r| Bytes::from(serde_json::json!({"text": r.text}).to_string()))
+        .collect();
+    if bodies.is_empty() {
+        bail!("the corpus is empty");
+    }
+    Ok(Arc::new(bodies))
+}
+
+async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    target: Target,
+    addr: SocketAddr,
+    body: &Bytes,
+) -> Result<(), String> {
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let request = match target {
+        Target::Classify => Request::post("/v1/classify")
+            .header(header::HOST, addr.to_string())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body.clone())),
+        Target::Healthz => Request::get("/healthz")
+            .header(header::HOST, addr.to_string())
+            .body(Full::new(Bytes::new())),
+    }
+    .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let answer = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(&answer)));
+    }
+    Ok(())
+}
+
+/// The fixed schedule of an open-loop run: request `n` is due at `start + n * interval`, on connection
+/// `n % connections`; requests due before `record_from` warm up and are not recorded.
+#[derive(Clone, Copy)]
+struct Schedule {
+    target: Target,
+    start: Instant,
+    interval: Duration,
+    connections: usize,
+    record_from: Instant,
+    end: Instant,
+}
+
+/// One connection of an open-loop run: its share of the schedule.
+async fn open_connection(
+    addr: SocketAddr,
+    bodies: Arc<Vec<Bytes>>,
+    slot: usize,
+    schedule: Schedule,
+) -> anyhow::Result<Tally> {
+    let mut sender = connect(addr).await?;
+    let mut tally = Tally::default();
+    let mut previous_done = schedule.start;
+    for k in 0.. {
+        let sequence = slot + k * schedule.connections;
+        let due = schedule.start + schedule.interval.mul_f64(sequence as f64);
+        if due >= schedule.end {
+            break;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        let sent = Instant::now();
+        // Late because the connection was busy: the server's fault, timed from the schedule. Late because the
+        // timer woke late on a free connection: the generator's fault, timed from the send.
+        let timed_from = if previous_done > due { due } else { sent };
+        let body = &bodies[sequence % bodies.len()];
+        let outcome = send(&mut sender, schedule.target, addr, body).await;
+        previous_done = Instant::now();
+        if due < schedule.record_from {
+            continue;
+        }
+        match outcome {
+            Ok(()) => tally
+                .latencies_ns
+                .push((previous_done - timed_from).as_nanos() as u64),
+            Err(e) => {
+                tally.errors += 1;
+                tally.first_error.get_or_insert(e);
+            }
+        }
+    }
+    Ok(tally)
+}
+
+async fn open_loop(args: &Args, bodies: &Arc<Vec<Bytes>>, rate: u32) -> anyhow::Result<Report> {
+    let start = Instant::now() + Duration::from_millis(100);
+    let record_from = start + Duration::from_secs_f64(args.warmup);
+    let schedule = Schedule {
+        target: args.target,
+        start,
+        interval: Duration::from_secs_f64(1.0 / f64::from(rate)),
+        connections: args.connections,
+        record_from,
+        end: record_from + Duration::from_secs_f64(args.duration),
+    };
+    let tasks: Vec<_> = (0..args.connections)
+        .map(|slot| tokio::spawn(open_connection(args.addr, bodies.clone(), slot, schedule)))
+        .collect();
+    let mut tally = Tally::default();
+    for task in tasks {
+        tally.merge(task.await??);
+    }
+    tally.latencies_ns.sort_unstable();
+    Ok(Report {
+        label: format!(
+            "{:?} open {rate}/s, {} conns",
+            args.target, args.connections
+        )
+        .to_lowercase(),
+        seconds: args.duration,
+        tally,
+    })
+}
+
+async fn closed_connection(
+    target: Target,
+    addr: SocketAddr,
+    bodies: Arc<Vec<Bytes>>,
+    slot: usize,
+    record_from: Instant,
+    end: Instant,
+) -> anyhow::Result<Tally> {
+    let mut sender = connect(addr).await?;
+    let mut tally = Tally::default();
+    let mut next = slot * 7919;
+    loop {
+        let sent = Instant::now();
+        if sent >= end {
+            break;
+        }
+        let outcome = send(&mut sender, target, addr, &bodies[next % bodies.len()]).await;
+        next += 1;
+        if sent < record_from {
+            continue;
+        }
+        match outcome {
+            Ok(()) => tally.latencies_ns.push(sent.elapsed().as_nanos() as u64),
+            Err(e) => {
+                tally.errors += 1;
+                tally.first_error.get_or_insert(e);
+            }
+        }
+    }
+    Ok(tally)
+}
+
+async fn closed_loop(
+    args: &Args,
+    bodies: &Arc<Vec<Bytes>>,
+    connections: usize,
+) -> anyhow::Result<Report> {
+    let record_from = Instant::now() + Duration::from_secs_f64(args.warmup);
+    let end = record_from + Duration::from_secs_f64(args.duration);
+    let tasks: Vec<_> = (0..connections)
+        .map(|slot| {
+            tokio::spawn(closed_connection(
+                args.target,
+                args.addr,
+                bodies.clone(),
+                slot,
+                record_from,
+                end,
+            ))
+        })
+        .collect();
+    let mut tally = Tally::default();
+    for task in tasks {
+        tally.merge(task.await??);
+    }
+    tally.latencies_ns.sort_unstable();
+    Ok(Report {
+        label: format!("{:?} closed, {connections} conns", args.target).to_lowercase(),
+        seconds: args.duration,
+        tally,
+    })
+}
+
+/// VmRSS and VmHWM of a process, in KiB.
+fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.rate.is_empty() && args.closed.is_empty() {
+        bail!("nothing to do: give --rate R and/or --closed N");
+    }
+    if args.connections == 0 || args.closed.contains(&0) || args.rate.contains(&0) {
+        bail!("rates and connection counts must be positive");
+    }
+    let bodies = bodies()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?;
+    let memory = args.pid.map(|pid| memory_kib(pid).map(|_| ()));
+    if memory == Some(None) {
+        bail!("cannot read /proc/{}/status", args.pid.unwrap_or_default());
+    }
+    println!(
+        "load on {} ({} bodies from the corpus), {:.0} s per run after {:.0} s warm-up, generator threads {}",
+        args.addr,
+        bodies.len(),
+        args.duration,
+        args.warmup,
+        args.threads
+    );
+    let rss_header = if args.pid.is_some() {
+        " RSS MiB | peak RSS MiB |"
+    } else {
+        ""
+    };
+    let rss_rule = if args.pid.is_some() { "---|---|" } else { "" };
+    println!(
+        "\n| run | req/s | requests | errors | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |{rss_header}"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|{rss_rule}");
+    runtime.block_on(async {
+        for &rate in &args.rate {
+            let report = open_loop(&args, &bodies, rate).await?;
+            report.print(args.pid.and_then(memory_kib));
+        }
+        for &connections in &args.closed {
+            let report = closed_loop(&args, &bodies, connections).await?;
+            report.print(args.pid.and_then(memory_kib));
+        }
+        anyhow::Ok(())
+    })
+}
