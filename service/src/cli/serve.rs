@@ -1,6 +1,7 @@
 //! `pqrs serve`: flags and `PQRS_*` variables into a checked [`ServeConfig`], logging set up, then the HTTP
 //! service of `service::http` on a multi-threaded runtime.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -94,6 +95,7 @@ fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(filter).with_context(|| format!("parsing --log {filter:?}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
