@@ -904,6 +904,26 @@ async fn concurrency_limit_answers_503_with_retry_after_at_once() {
     let response = first.await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
+        classify(app(state.clone()), json!({"text": QUEJA}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // A stream holds its permit while its answer flows, not only until its headers.
+    let (sender, body) = channel_body();
+    let stream = app(state.clone())
+        .oneshot(request(Method::POST, "/v1/classify/stream", None, body))
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let refused = classify(app(state.clone()), json!({"text": QUEJA})).await;
+    assert_error(&refused, 503, "overloaded", "request beside an open stream");
+    sender.send(line(json!({"text": QUEJA}))).await.unwrap();
+    drop(sender);
+    let answered = stream.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(answered.iter().filter(|&&b| b == b'\n').count(), 1);
+    assert_eq!(
         classify(app(state), json!({"text": QUEJA})).await.status,
         StatusCode::OK
     );

@@ -95,6 +95,8 @@ struct Report {
     label: String,
     seconds: f64,
     tally: Tally,
+    /// Server CPU seconds used while requests were recorded, when its pid is known.
+    server_cpu: Option<f64>,
 }
 
 impl Report {
@@ -110,7 +112,15 @@ impl Report {
     fn print(&self, rss: Option<(u64, u64)>) {
         let done = self.tally.latencies_ns.len();
         let memory = rss.map_or_else(String::new, |(rss, hwm)| {
-            format!(" | {:.1} | {:.1}", rss as f64 / 1024.0, hwm as f64 / 1024.0)
+            let requests = self.tally.latencies_ns.len() as u64 + self.tally.errors;
+            let cpu = self
+                .server_cpu
+                .map_or(f64::NAN, |seconds| seconds * 1e6 / requests.max(1) as f64);
+            format!(
+                " | {cpu:.0} | {:.1} | {:.1}",
+                rss as f64 / 1024.0,
+                hwm as f64 / 1024.0
+            )
         });
         println!(
             "| {} | {:.0} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}{memory} |",
@@ -253,6 +263,7 @@ async fn open_loop(args: &Args, bodies: &Arc<Vec<Bytes>>, rate: u32) -> anyhow::
         record_from,
         end: record_from + Duration::from_secs_f64(args.duration),
     };
+    let cpu = cpu_probe(args.pid, schedule.record_from, schedule.end);
     let tasks: Vec<_> = (0..args.connections)
         .map(|slot| tokio::spawn(open_connection(args.addr, bodies.clone(), slot, schedule)))
         .collect();
@@ -269,6 +280,7 @@ async fn open_loop(args: &Args, bodies: &Arc<Vec<Bytes>>, rate: u32) -> anyhow::
         .to_lowercase(),
         seconds: args.duration,
         tally,
+        server_cpu: cpu.await?,
     })
 }
 
@@ -311,6 +323,7 @@ async fn closed_loop(
 ) -> anyhow::Result<Report> {
     let record_from = Instant::now() + Duration::from_secs_f64(args.warmup);
     let end = record_from + Duration::from_secs_f64(args.duration);
+    let cpu = cpu_probe(args.pid, record_from, end);
     let tasks: Vec<_> = (0..connections)
         .map(|slot| {
             tokio::spawn(closed_connection(
@@ -332,6 +345,28 @@ async fn closed_loop(
         label: format!("{:?} closed, {connections} conns", args.target).to_lowercase(),
         seconds: args.duration,
         tally,
+        server_cpu: cpu.await?,
+    })
+}
+
+/// CPU time a process has used, user and system, in seconds (`/proc/PID/stat` counts in USER_HZ, 100 on Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces; utime and stime are the
+    // 14th and 15th fields of the line.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// The server's CPU seconds between `from` and `to`, measured by a task that waits for both.
+fn cpu_probe(pid: Option<u32>, from: Instant, to: Instant) -> tokio::task::JoinHandle<Option<f64>> {
+    tokio::spawn(async move {
+        let pid = pid?;
+        tokio::time::sleep_until(from.into()).await;
+        let before = cpu_seconds(pid)?;
+        tokio::time::sleep_until(to.into()).await;
+        Some(cpu_seconds(pid)? - before)
     })
 }
 
@@ -374,11 +409,15 @@ fn main() -> anyhow::Result<()> {
         args.threads
     );
     let rss_header = if args.pid.is_some() {
-        " RSS MiB | peak RSS MiB |"
+        " server CPU µs/req | RSS MiB | peak RSS MiB |"
     } else {
         ""
     };
-    let rss_rule = if args.pid.is_some() { "---|---|" } else { "" };
+    let rss_rule = if args.pid.is_some() {
+        "---|---|---|"
+    } else {
+        ""
+    };
     println!(
         "\n| run | req/s | requests | errors | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |{rss_header}"
     );

@@ -4,9 +4,11 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::error::{ApiError, ErrorCode};
@@ -143,14 +145,15 @@ pub(crate) async fn record(request: Request, next: Next) -> Response {
 
 /// Bounds the requests of the classification routes: at most `max_concurrency` at once (more get 503 with
 /// `Retry-After` at once instead of queueing, so latency stays bounded), at most `request_timeout` each, and none
-/// once shutdown has begun. Streams are exempt from the timeout: they may be any length.
+/// once shutdown has begun. Streams are exempt from the timeout, since they may be any length, and hold their
+/// permit until their answer ends.
 pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if state.is_draining() {
         metrics::counter!(REJECTED, "reason" => "shutting_down").increment(1);
         return ApiError::new(ErrorCode::ShuttingDown, "the server is shutting down")
             .into_response();
     }
-    let Ok(_permit) = state.concurrency().clone().try_acquire_owned() else {
+    let Ok(permit) = state.concurrency().clone().try_acquire_owned() else {
         metrics::counter!(REJECTED, "reason" => "overloaded").increment(1);
         return ApiError::new(
             ErrorCode::Overloaded,
@@ -166,10 +169,18 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
         .get::<MatchedPath>()
         .is_some_and(|p| p.as_str().ends_with("/stream"));
     if is_stream {
-        return next.run(request).await;
+        // A stream works while its body flows, after the handler has returned: the permit goes with the body.
+        return next.run(request).await.map(|body| {
+            Body::from_stream(body.into_data_stream().map(move |chunk| {
+                let _held = &permit;
+                chunk
+            }))
+        });
     }
     let timeout: Duration = state.limits().request_timeout;
-    match tokio::time::timeout(timeout, next.run(request)).await {
+    let outcome = tokio::time::timeout(timeout, next.run(request)).await;
+    drop(permit);
+    match outcome {
         Ok(response) => response,
         Err(_) => {
             metrics::counter!(REJECTED, "reason" => "timeout").increment(1);
