@@ -253,6 +253,30 @@ async fn without_id_or_channel_they_are_absent_and_top_k_is_honoured() {
     }
 }
 
+#[tokio::test]
+async fn explanations_follow_the_configured_length() {
+    for explain in [0, 2] {
+        let limits = Limits {
+            explain_ngrams: explain,
+            ..Limits::default()
+        };
+        let state = state_with(None, limits, PathBuf::from("unused.pqrs"));
+        let body = classify(app(state), json!({"text": QUEJA})).await.json();
+        for head in ["type", "theme", "area"] {
+            let explanation = body["heads"][head]["explanation"].as_array().unwrap();
+            assert!(explanation.len() <= explain, "{head}: {explanation:?}");
+            if explain > 0 {
+                assert!(!explanation.is_empty(), "{head}");
+            }
+        }
+    }
+    let too_many = Limits {
+        explain_ngrams: 21,
+        ..Limits::default()
+    };
+    assert!(AppState::new(model(), PathBuf::from("x"), None, too_many).is_err());
+}
+
 /// The route in the answer is the one the routing library gives for the same text, time and prediction.
 #[tokio::test]
 async fn route_matches_the_routing_library() {

@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Requests handled at once; more are answered 503 with Retry-After.
     #[arg(long, env = "PQRS_MAX_CONCURRENCY", default_value_t = Limits::default().max_concurrency)]
     max_concurrency: usize,
+    /// N-grams in each head's explanation (0 to 20). Explaining costs more than classifying: 0 leaves the
+    /// explanation arrays empty and answers faster.
+    #[arg(long, env = "PQRS_EXPLAIN", default_value_t = Limits::default().explain_ngrams)]
+    explain: usize,
     /// Longest wait for requests in flight after SIGTERM or SIGINT, in seconds.
     #[arg(long, env = "PQRS_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     shutdown_timeout_secs: u64,
@@ -79,6 +83,7 @@ impl ServeArgs {
             max_batch_items: self.max_batch_items,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             max_concurrency: self.max_concurrency,
+            explain_ngrams: self.explain,
         };
         limits.validate().map_err(anyhow::Error::msg)?;
         Ok(ServeConfig {

@@ -29,8 +29,8 @@ use super::wire::{
 pub const DEFAULT_TOP_K: u32 = 3;
 /// Most labels a request may ask for per head.
 pub const MAX_TOP_K: u32 = 20;
-/// N-grams in each head's explanation.
-pub const EXPLAIN: usize = 5;
+/// Most n-grams an explanation may be configured to hold.
+pub const MAX_EXPLAIN: usize = 20;
 /// Longest `id`, `channel` or `client_type`, in characters.
 pub const MAX_TAG_CHARS: usize = 256;
 /// Items above which a batch or stream chunk is scored on the blocking pool instead of inline.
@@ -101,7 +101,7 @@ pub fn classify_one(
 
     let options = PredictOptions {
         top_k: top_k as usize,
-        explain: EXPLAIN,
+        explain: state.limits().explain_ngrams,
     };
     let prediction = SCRATCH
         .with_borrow_mut(|scratch| served.model.linear.predict(&request.text, options, scratch));

@@ -22,6 +22,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Requests handled at once; more are answered 503 with `Retry-After`.
     pub max_concurrency: usize,
+    /// N-grams in each head's explanation. Explaining costs more than classifying, so a deployment that does not
+    /// show explanations can set 0 (the `explanation` arrays are then empty).
+    pub explain_ngrams: usize,
 }
 
 impl Default for Limits {
@@ -34,6 +37,7 @@ impl Default for Limits {
             max_batch_items: 1_000,
             request_timeout: Duration::from_secs(10),
             max_concurrency: 1_024,
+            explain_ngrams: 5,
         }
     }
 }
@@ -51,6 +55,12 @@ impl Limits {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(format!("{name} must be at least 1"));
+        }
+        if self.explain_ngrams > super::classify::MAX_EXPLAIN {
+            return Err(format!(
+                "explanations hold at most {} n-grams",
+                super::classify::MAX_EXPLAIN
+            ));
         }
         if self.request_timeout.is_zero() {
             return Err("request timeout must be positive".into());

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use axum::body::Bytes;
 use serde_json::{Value, json};
 
-use super::classify::{DEFAULT_TOP_K, EXPLAIN, MAX_TAG_CHARS, MAX_TOP_K};
+use super::classify::{DEFAULT_TOP_K, MAX_TAG_CHARS, MAX_TOP_K};
 use super::config::Limits;
 use super::error::ErrorCode;
 
@@ -225,7 +225,8 @@ fn schemas() -> Value {
                 "confidence": {"type": "number", "minimum": 0, "maximum": 1, "description": "Calibrated probability of label."},
                 "top_k": {"type": "array", "items": {"$ref": "#/components/schemas/ScoredLabel"}},
                 "needs_review": {"type": "boolean", "description": "Confidence below the label's review threshold."},
-                "explanation": {"type": "array", "maxItems": EXPLAIN, "items": {"$ref": "#/components/schemas/Evidence"}}
+                "explanation": {"type": "array", "items": {"$ref": "#/components/schemas/Evidence"},
+                                "description": format!("At most the server's --explain n-grams (default {}; 0: always empty).", limits.explain_ngrams)}
             }
         },
         "Route": {
