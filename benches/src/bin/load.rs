@@ -78,12 +78,15 @@ struct Tally {
     latencies_ns: Vec<u64>,
     errors: u64,
     first_error: Option<String>,
+    /// When the last recorded request ended: past the run's end when the server falls behind an open loop.
+    last_done: Option<Instant>,
 }
 
 impl Tally {
     fn merge(&mut self, other: Tally) {
         self.latencies_ns.extend(other.latencies_ns);
         self.errors += other.errors;
+        self.last_done = self.last_done.max(other.last_done);
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -239,6 +242,7 @@ async fn open_connection(
         if due < schedule.record_from {
             continue;
         }
+        tally.last_done = Some(previous_done);
         match outcome {
             Ok(()) => tally
                 .latencies_ns
@@ -263,7 +267,7 @@ async fn open_loop(args: &Args, bodies: &Arc<Vec<Bytes>>, rate: u32) -> anyhow::
         record_from,
         end: record_from + Duration::from_secs_f64(args.duration),
     };
-    let cpu = cpu_probe(args.pid, schedule.record_from, schedule.end);
+    let cpu = cpu_probe(args.pid, schedule.record_from);
     let tasks: Vec<_> = (0..args.connections)
         .map(|slot| tokio::spawn(open_connection(args.addr, bodies.clone(), slot, schedule)))
         .collect();
@@ -278,9 +282,11 @@ async fn open_loop(args: &Args, bodies: &Arc<Vec<Bytes>>, rate: u32) -> anyhow::
             args.target, args.connections
         )
         .to_lowercase(),
-        seconds: args.duration,
+        seconds: tally
+            .last_done
+            .map_or(args.duration, |done| (done - record_from).as_secs_f64()),
         tally,
-        server_cpu: cpu.await?,
+        server_cpu: cpu_since(args.pid, cpu).await?,
     })
 }
 
@@ -305,8 +311,10 @@ async fn closed_connection(
         if sent < record_from {
             continue;
         }
+        let done = Instant::now();
+        tally.last_done = Some(done);
         match outcome {
-            Ok(()) => tally.latencies_ns.push(sent.elapsed().as_nanos() as u64),
+            Ok(()) => tally.latencies_ns.push((done - sent).as_nanos() as u64),
             Err(e) => {
                 tally.errors += 1;
                 tally.first_error.get_or_insert(e);
@@ -323,7 +331,7 @@ async fn closed_loop(
 ) -> anyhow::Result<Report> {
     let record_from = Instant::now() + Duration::from_secs_f64(args.warmup);
     let end = record_from + Duration::from_secs_f64(args.duration);
-    let cpu = cpu_probe(args.pid, record_from, end);
+    let cpu = cpu_probe(args.pid, record_from);
     let tasks: Vec<_> = (0..connections)
         .map(|slot| {
             tokio::spawn(closed_connection(
@@ -343,9 +351,11 @@ async fn closed_loop(
     tally.latencies_ns.sort_unstable();
     Ok(Report {
         label: format!("{:?} closed, {connections} conns", args.target).to_lowercase(),
-        seconds: args.duration,
+        seconds: tally
+            .last_done
+            .map_or(args.duration, |done| (done - record_from).as_secs_f64()),
         tally,
-        server_cpu: cpu.await?,
+        server_cpu: cpu_since(args.pid, cpu).await?,
     })
 }
 
@@ -359,15 +369,23 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
-/// The server's CPU seconds between `from` and `to`, measured by a task that waits for both.
-fn cpu_probe(pid: Option<u32>, from: Instant, to: Instant) -> tokio::task::JoinHandle<Option<f64>> {
+/// The server's CPU seconds at `from`, read by a task that waits for it; subtract it from a reading at the end.
+fn cpu_probe(pid: Option<u32>, from: Instant) -> tokio::task::JoinHandle<Option<f64>> {
     tokio::spawn(async move {
-        let pid = pid?;
         tokio::time::sleep_until(from.into()).await;
-        let before = cpu_seconds(pid)?;
-        tokio::time::sleep_until(to.into()).await;
-        Some(cpu_seconds(pid)? - before)
+        cpu_seconds(pid?)
     })
+}
+
+/// Server CPU seconds since the probe's reading.
+async fn cpu_since(
+    pid: Option<u32>,
+    probe: tokio::task::JoinHandle<Option<f64>>,
+) -> anyhow::Result<Option<f64>> {
+    let before = probe.await?;
+    Ok(before
+        .zip(pid.and_then(cpu_seconds))
+        .map(|(before, after)| after - before))
 }
 
 /// VmRSS and VmHWM of a process, in KiB.
