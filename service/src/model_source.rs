@@ -36,7 +36,10 @@ pub fn default_model_key() -> String {
     hasher.update(serde_json::to_vec(&training::default_config()).expect("config serialises"));
     hasher.update(models::features::HASH_ID.as_bytes());
     hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
-    hasher.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hasher.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The default model's path in `dir`.
@@ -60,8 +63,10 @@ pub fn default_model(dir: &Path) -> anyhow::Result<(models::Model, PathBuf)> {
     let bytes = model.to_bytes(models::Precision::F32);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let temporary = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&temporary, &bytes).with_context(|| format!("writing {}", temporary.display()))?;
-    std::fs::rename(&temporary, &path).with_context(|| format!("renaming to {}", path.display()))?;
+    std::fs::write(&temporary, &bytes)
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, &path)
+        .with_context(|| format!("renaming to {}", path.display()))?;
     Ok((model, path))
 }
 

@@ -45,7 +45,9 @@ fn parse_petition_kind(s: &str) -> Result<PetitionKind, String> {
         "general" => Ok(PetitionKind::General),
         "information" | "informacion" => Ok(PetitionKind::Information),
         "consulta" => Ok(PetitionKind::Consulta),
-        _ => Err(format!("expected general, information or consulta, got {s:?}")),
+        _ => Err(format!(
+            "expected general, information or consulta, got {s:?}"
+        )),
     }
 }
 
@@ -80,12 +82,11 @@ pub fn prediction_json(prediction: &models::Prediction) -> Value {
 pub fn run(args: RouteArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!args.text.trim().is_empty(), "--text is empty");
     let (model, _) = service::model_source::resolve(args.model.as_deref())?;
-    let taxonomy = model
-        .info
-        .taxonomy
-        .as_ref()
-        .context("this model was trained without a taxonomy, so it cannot route; train it with --taxonomy")?;
-    let rules = CompiledRules::from_taxonomy(taxonomy).context("escalation rules of the model's taxonomy")?;
+    let taxonomy = model.info.taxonomy.as_ref().context(
+        "this model was trained without a taxonomy, so it cannot route; train it with --taxonomy",
+    )?;
+    let rules = CompiledRules::from_taxonomy(taxonomy)
+        .context("escalation rules of the model's taxonomy")?;
     let prediction = model.linear.predict(
         &args.text,
         PredictOptions {
@@ -94,7 +95,11 @@ pub fn run(args: RouteArgs) -> anyhow::Result<()> {
         },
         &mut Scratch::default(),
     );
-    let mut input = RouteInput::new(&args.text, args.received_at.unwrap_or_else(colombia_now), &prediction);
+    let mut input = RouteInput::new(
+        &args.text,
+        args.received_at.unwrap_or_else(colombia_now),
+        &prediction,
+    );
     input.client_type = args.client_type.as_deref();
     input.petition_kind = args.petition_kind;
     input.outside_competence = args.outside_competence;

@@ -272,7 +272,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
 
     let refit = if config.refit {
-        format!(", then refitted on all {}", report.n_fit + report.n_validation)
+        format!(
+            ", then refitted on all {}",
+            report.n_fit + report.n_validation
+        )
     } else {
         String::new()
     };
