@@ -61,6 +61,10 @@ struct Args {
     /// of HTTP, routing, middleware and metrics alone, without a model).
     #[arg(long, value_enum, default_value_t = Target::Classify)]
     target: Target,
+    /// Instead of any HTTP load, time in this process what the server does per comment with this model file:
+    /// predict without and with explanations, and route. The floor the HTTP figures compare to.
+    #[arg(long)]
+    in_process: Option<std::path::PathBuf>,
 }
 
 /// The endpoint under load.
@@ -401,8 +405,65 @@ fn memory_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Microseconds per comment of `work` over every comment, best of three passes.
+fn per_comment(texts: &[String], mut work: impl FnMut(&str)) -> f64 {
+    (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            for text in texts {
+                work(text);
+            }
+            started.elapsed().as_secs_f64() * 1e6 / texts.len() as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Times prediction and routing in process, on one thread.
+fn in_process(path: &std::path::Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let model = models::Model::from_bytes(&bytes)?;
+    let texts: Vec<String> = datasets::corpus::all()?
+        .records
+        .into_iter()
+        .map(|r| r.text)
+        .collect();
+    let mut scratch = models::Scratch::default();
+    println!(
+        "in process, {} comments of the corpus, best of 3 passes, µs per comment:",
+        texts.len()
+    );
+    for explain in [0, 5] {
+        let options = models::PredictOptions { top_k: 3, explain };
+        let micros = per_comment(&texts, |text| {
+            std::hint::black_box(model.linear.predict(text, options, &mut scratch));
+        });
+        println!("- predict, top_k 3, explain {explain}: {micros:.1}");
+    }
+    if let Some(taxonomy) = &model.info.taxonomy {
+        let rules = models::routing::CompiledRules::from_taxonomy(taxonomy)?;
+        let options = models::PredictOptions {
+            top_k: 3,
+            explain: 0,
+        };
+        let predictions: std::collections::HashMap<&str, models::Prediction> = texts
+            .iter()
+            .map(|t| (t.as_str(), model.linear.predict(t, options, &mut scratch)))
+            .collect();
+        let received_at = chrono::DateTime::parse_from_rfc3339("2026-03-02T09:30:00-05:00")?;
+        let micros = per_comment(&texts, |text| {
+            let input = models::routing::RouteInput::new(text, received_at, &predictions[text]);
+            std::hint::black_box(models::routing::route(taxonomy, &rules, &input));
+        });
+        println!("- route: {micros:.1}");
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(path) = &args.in_process {
+        return in_process(path);
+    }
     if args.rate.is_empty() && args.closed.is_empty() {
         bail!("nothing to do: give --rate R and/or --closed N");
     }
