@@ -65,6 +65,45 @@ struct Args {
     /// predict without and with explanations, and route. The floor the HTTP figures compare to.
     #[arg(long)]
     in_process: Option<std::path::PathBuf>,
+    /// Start this `pqrs` binary as `pqrs serve --addr 127.0.0.1:0`, load it (by default `--rate 1000 --rate 5000
+    /// --closed 16`), then stop it with SIGTERM. Replaces --addr and --pid.
+    #[arg(long)]
+    spawn: Option<std::path::PathBuf>,
+    /// Print the runs as one JSON object on stdout instead of a Markdown table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A server started by `--spawn`, stopped with SIGTERM when dropped.
+struct Spawned(std::process::Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `pqrs serve` on a free port and returns it with its address, read from its `listening on ADDR` line.
+fn spawn_server(pqrs: &std::path::Path) -> anyhow::Result<(Spawned, SocketAddr)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(pqrs)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", pqrs.display()))?;
+    let stdout = child.stdout.take().context("the server's stdout")?;
+    let server = Spawned(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .with_context(|| format!("unexpected first line from the server: {line:?}"))?
+        .parse()?;
+    Ok((server, addr))
 }
 
 /// The endpoint under load.
@@ -116,6 +155,29 @@ impl Report {
         sorted[rank - 1] as f64 / 1_000.0
     }
 
+    /// The run's figures as JSON (latencies in µs, memory in MiB).
+    fn summary(&self, rss: Option<(u64, u64)>) -> serde_json::Value {
+        let done = self.tally.latencies_ns.len();
+        let requests = done as u64 + self.tally.errors;
+        let cpu = self
+            .server_cpu
+            .map(|seconds| seconds * 1e6 / requests.max(1) as f64);
+        serde_json::json!({
+            "run": self.label,
+            "requests_per_s": done as f64 / self.seconds,
+            "requests": done,
+            "errors": self.tally.errors,
+            "p50_us": self.percentile(0.50),
+            "p90_us": self.percentile(0.90),
+            "p99_us": self.percentile(0.99),
+            "p999_us": self.percentile(0.999),
+            "max_us": self.percentile(1.0),
+            "server_cpu_us_per_request": cpu,
+            "rss_mib": rss.map(|(rss, _)| rss as f64 / 1024.0),
+            "peak_rss_mib": rss.map(|(_, hwm)| hwm as f64 / 1024.0),
+        })
+    }
+
     fn print(&self, rss: Option<(u64, u64)>) {
         let done = self.tally.latencies_ns.len();
         let memory = rss.map_or_else(String::new, |(rss, hwm)| {
@@ -141,9 +203,6 @@ impl Report {
             self.percentile(0.999),
             self.percentile(1.0),
         );
-        if let Some(error) = &self.tally.first_error {
-            eprintln!("  first error: {error}");
-        }
     }
 }
 
@@ -460,10 +519,23 @@ fn in_process(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
     if let Some(path) = &args.in_process {
         return in_process(path);
     }
+    let _server = match args.spawn.clone() {
+        Some(pqrs) => {
+            let (server, addr) = spawn_server(&pqrs)?;
+            args.addr = addr;
+            args.pid = Some(server.0.id());
+            if args.rate.is_empty() && args.closed.is_empty() {
+                args.rate = vec![1_000, 5_000];
+                args.closed = vec![16];
+            }
+            Some(server)
+        }
+        None => None,
+    };
     if args.rate.is_empty() && args.closed.is_empty() {
         bail!("nothing to do: give --rate R and/or --closed N");
     }
@@ -479,7 +551,7 @@ fn main() -> anyhow::Result<()> {
     if memory == Some(None) {
         bail!("cannot read /proc/{}/status", args.pid.unwrap_or_default());
     }
-    println!(
+    let header = format!(
         "load on {} ({} bodies from the corpus), {:.0} s per run after {:.0} s warm-up, generator threads {}",
         args.addr,
         bodies.len(),
@@ -487,29 +559,56 @@ fn main() -> anyhow::Result<()> {
         args.warmup,
         args.threads
     );
-    let rss_header = if args.pid.is_some() {
-        " server CPU µs/req | RSS MiB | peak RSS MiB |"
+    if args.json {
+        eprintln!("{header}");
     } else {
-        ""
+        println!("{header}");
+        let rss_header = if args.pid.is_some() {
+            " server CPU µs/req | RSS MiB | peak RSS MiB |"
+        } else {
+            ""
+        };
+        let rss_rule = if args.pid.is_some() {
+            "---|---|---|"
+        } else {
+            ""
+        };
+        println!(
+            "\n| run | req/s | requests | errors | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |{rss_header}"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|{rss_rule}");
+    }
+    let report = |run: Report, summaries: &mut Vec<serde_json::Value>| {
+        let rss = args.pid.and_then(memory_kib);
+        if let Some(error) = &run.tally.first_error {
+            eprintln!("{}: first error: {error}", run.label);
+        }
+        if args.json {
+            summaries.push(run.summary(rss));
+        } else {
+            run.print(rss);
+        }
     };
-    let rss_rule = if args.pid.is_some() {
-        "---|---|---|"
-    } else {
-        ""
-    };
-    println!(
-        "\n| run | req/s | requests | errors | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |{rss_header}"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|{rss_rule}");
-    runtime.block_on(async {
+    let summaries = runtime.block_on(async {
+        let mut summaries = Vec::new();
         for &rate in &args.rate {
-            let report = open_loop(&args, &bodies, rate).await?;
-            report.print(args.pid.and_then(memory_kib));
+            report(open_loop(&args, &bodies, rate).await?, &mut summaries);
         }
         for &connections in &args.closed {
-            let report = closed_loop(&args, &bodies, connections).await?;
-            report.print(args.pid.and_then(memory_kib));
+            report(
+                closed_loop(&args, &bodies, connections).await?,
+                &mut summaries,
+            );
         }
-        anyhow::Ok(())
-    })
+        anyhow::Ok(summaries)
+    })?;
+    if args.json {
+        let output = serde_json::json!({
+            "addr": args.addr.to_string(),
+            "duration_s": args.duration,
+            "runs": summaries,
+        });
+        println!("{output}");
+    }
+    Ok(())
 }
