@@ -76,6 +76,9 @@ pub struct Scratch {
     pub probabilities: Vec<f32>,
     /// Chosen label index of each head for the last comment (see [`LinearModel::decode`]).
     pub chosen: Vec<usize>,
+    /// N-grams an explanation may quote: (index in `vector`, byte span in `normalized`).
+    candidates: Vec<(usize, usize, usize)>,
+    seen: Vec<bool>,
 }
 
 /// What [`LinearModel::predict`] should include.
@@ -339,6 +342,9 @@ impl LinearModel {
         self.score(text, scratch);
         let mut chosen = std::mem::take(&mut scratch.chosen);
         self.decode(&scratch.probabilities, &mut chosen);
+        if options.explain > 0 {
+            self.explanation_candidates(scratch);
+        }
         let mut heads = Vec::with_capacity(self.heads.len());
         let mut at = 0;
         for (index, head) in self.heads.iter().enumerate() {
@@ -389,6 +395,39 @@ impl LinearModel {
             .collect()
     }
 
+    /// Collects, once per comment, the n-grams an explanation may quote: the first occurrence of every kept row,
+    /// leaving out ubiquitous words ("que", "me") and one-letter fragments, which explain nothing to a reader even
+    /// when their weight is positive.
+    fn explanation_candidates(&self, scratch: &mut Scratch) {
+        let Scratch {
+            normalized,
+            features,
+            vector,
+            candidates,
+            seen,
+            ..
+        } = scratch;
+        candidates.clear();
+        seen.clear();
+        seen.resize(vector.len(), false);
+        let featurizer = Featurizer::new(self.features);
+        featurizer.for_each(normalized, features, |bucket, span| {
+            let row = self.row_of_bucket[bucket as usize];
+            if row == UNSEEN
+                || self.idf[row as usize] < EXPLAIN_MIN_IDF
+                || span.end - span.start < 2
+            {
+                return;
+            }
+            if let Ok(i) = vector.binary_search_by_key(&row, |&(r, _)| r)
+                && !seen[i]
+            {
+                seen[i] = true;
+                candidates.push((i, span.start, span.end));
+            }
+        });
+    }
+
     /// The n-grams of the last scored comment (in `scratch`) that pushed `label` of head `head` up the most,
     /// relative to the head's other labels, as text quoted from the normalised comment.
     fn explain(&self, scratch: &mut Scratch, head: usize, label: usize, n: usize) -> Vec<Evidence> {
@@ -403,31 +442,15 @@ impl LinearModel {
             let mean = weights.iter().sum::<f32>() / width as f32;
             value * (weights[label] - mean)
         };
-        let mut evidence: Vec<(f32, u32, usize, usize)> = Vec::new();
-        let featurizer = Featurizer::new(self.features);
-        let vector = &scratch.vector;
-        let row_of_bucket = &self.row_of_bucket;
-        featurizer.for_each(
-            &scratch.normalized,
-            &mut scratch.features,
-            |bucket, span| {
-                let row = row_of_bucket[bucket as usize];
-                if row == UNSEEN || evidence.iter().any(|e| e.1 == row) {
-                    return;
-                }
-                // Words in a large share of comments ("que", "me") and one-letter fragments explain nothing to
-                // a reader even when their weight is positive.
-                if self.idf[row as usize] < EXPLAIN_MIN_IDF || span.end - span.start < 2 {
-                    return;
-                }
-                if let Ok(i) = vector.binary_search_by_key(&row, |&(r, _)| r) {
-                    let c = contribution(row, vector[i].1);
-                    if c > 0.0 {
-                        evidence.push((c, row, span.start, span.end));
-                    }
-                }
-            },
-        );
+        let mut evidence: Vec<(f32, u32, usize, usize)> =
+            Vec::with_capacity(scratch.candidates.len());
+        for &(index, start, end) in &scratch.candidates {
+            let (row, value) = scratch.vector[index];
+            let c = contribution(row, value);
+            if c > 0.0 {
+                evidence.push((c, row, start, end));
+            }
+        }
         evidence.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
         let mut out: Vec<Evidence> = Vec::with_capacity(n);
         for (weight, _, start, end) in evidence {

@@ -137,13 +137,21 @@ fn word_matches(cue: &CueWord, word: &str) -> bool {
 
 /// True when `a` and `b` differ by at most one insertion, deletion, substitution or swap of neighbours.
 fn within_one_edit(a: &str, b: &str) -> bool {
+    // Folded intake text is almost always ASCII: compare bytes without allocating (this runs for every cue word
+    // against every comment word, so it dominated routing's time).
+    if a.is_ascii() && b.is_ascii() {
+        return within_one_edit_of(a.as_bytes(), b.as_bytes());
+    }
+    if a.chars().count().abs_diff(b.chars().count()) > 1 {
+        return false;
+    }
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let (short, long) = if a.len() <= b.len() {
-        (&a, &b)
-    } else {
-        (&b, &a)
-    };
+    within_one_edit_of(&a, &b)
+}
+
+fn within_one_edit_of<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     if long.len() - short.len() > 1 {
         return false;
     }
