@@ -261,13 +261,19 @@ fn encode(model: &Model, precision: Precision) -> Vec<u8> {
     let tensors = safetensors::tensor::serialize(tensors, None::<HashMap<String, String>>)
         .expect("tensor names are unique and views are valid");
 
+    frame(&json, &tensors)
+}
+
+/// Lays out magic, version, metadata and tensors as the module documentation describes, and seals them with the
+/// checksum.
+fn frame(json: &[u8], tensors: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + json.len() + 8 + tensors.len() + CHECKSUM_LEN);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    out.extend_from_slice(&json);
+    out.extend_from_slice(json);
     out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
-    out.extend_from_slice(&tensors);
+    out.extend_from_slice(tensors);
     let checksum = Sha256::digest(&out);
     out.extend_from_slice(&checksum);
     out
@@ -535,13 +541,6 @@ mod tests {
         }
     }
 
-    /// Rewrites the checksum so that a deliberately edited artifact reaches the check after it.
-    fn reseal(bytes: &mut [u8]) {
-        let n = bytes.len() - CHECKSUM_LEN;
-        let sum = Sha256::digest(&bytes[..n]);
-        bytes[n..].copy_from_slice(&sum);
-    }
-
     #[test]
     fn round_trip_f32_is_exact() {
         let mut m = model();
@@ -630,16 +629,7 @@ mod tests {
         let start = 20 + metadata_len + 8;
         let mut tensors = good[start..start + tensors_len].to_vec();
         edit_tensors(&mut tensors);
-        let mut out = Vec::new();
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        out.extend_from_slice(&json);
-        out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
-        out.extend_from_slice(&tensors);
-        out.extend_from_slice(&[0; 32]);
-        reseal(&mut out);
-        out
+        frame(&json, &tensors)
     }
 
     #[test]
