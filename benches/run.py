@@ -170,6 +170,7 @@ def main():
     p.add_argument("--scale", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     p.add_argument("--name", default=None, help="name of this data set in RESULTS.md")
     p.add_argument("--no-http", action="store_true")
+    p.add_argument("--reuse-peers", metavar="JSON", help="take the peers' figures from an earlier run on the same split")
     args = p.parse_args()
     if bool(args.split_date) == bool(args.split_column):
         raise SystemExit("give either --date COL --split-date D or --split-column COL")
@@ -177,11 +178,12 @@ def main():
     started = time.time()
     split_path, train_path, test_path, n_train, n_test = split_file(args, heads)
 
-    log("peers: fastText and scikit-learn")
-    peers_json = os.path.join(OUT, "peers.json")
-    subprocess.run([PY, os.path.join(HERE, "peers", "peers.py"), "--data", split_path, "--text", args.text,
-                    *label_args(heads), "--split-column", "__split", "--test-value", "test", "--out", peers_json],
-                   check=True, stdout=sys.stderr)
+    peers_json = args.reuse_peers or os.path.join(OUT, "peers.json")
+    if not args.reuse_peers:
+        log("peers: fastText and scikit-learn")
+        subprocess.run([PY, os.path.join(HERE, "peers", "peers.py"), "--data", split_path, "--text", args.text,
+                        *label_args(heads), "--split-column", "__split", "--test-value", "test", "--out", peers_json],
+                       check=True, stdout=sys.stderr)
     peers = json.load(open(peers_json))
 
     log("pqrs: train, eval, throughput")
