@@ -117,7 +117,7 @@ def scale(args):
             subprocess.run([PQRS, "data", "scale", "--n", str(n), "--out", path, "--seed", "7"], check=True, capture_output=True)
         model = os.path.join(OUT, f"scale-{n}.pqrs")
         _, wall, rss = timed([PQRS, "train", "--data", path, "--text", "text", "--label", "type=type", "--label", "theme=theme",
-                              "--label", "area=area", "--epochs", "5", "--no-refit", "--out", model])
+                              "--label", "area=area", "--epochs", "3", "--no-refit", "--out", model])
         out, swall, srss = timed([THROUGHPUT, "--model", model, "--data", path, "--text", "text", "--passes", "1"])
         t = json.loads(out)
         res.append({"n": n, "train_s": wall, "train_peak_rss_mb": rss, "model_bytes": os.path.getsize(model),
@@ -247,7 +247,7 @@ def main():
             f"{r['peer']} {r['head']}: train {r['train_s']:.1f} s, bulk {r['bulk_per_s']:,.0f}/s, one by one {r['single']['per_s']:,.0f}/s"
             for r in sk)]
     if sc:
-        lines += ["", "### Scale (corpus scale generator; 5 epochs, no refit; for cost only, never accuracy)", "",
+        lines += ["", "### Scale (corpus scale generator; 3 epochs, no refit; for cost only, never accuracy)", "",
                   "| comments | train (s) | train RSS (MB) | model (MB) | bulk scoring (/s) | one by one (/s) |", "|---:|---:|---:|---:|---:|---:|"]
         for s in sc:
             lines.append(f"| {s['n']:,} | {s['train_s']:.1f} | {s['train_peak_rss_mb']:.0f} | {s['model_bytes'] / 1e6:.1f} | "
