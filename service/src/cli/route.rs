@@ -1,5 +1,5 @@
 //! `pqrs route`: classifies one text with the default model (or `--model`) and prints the classification and
-//! the route (escalation, priority, reasons, delegate queue, due dates) as JSON.
+//! the route (escalation, priority, reasons, delegate queue, due dates) as JSON, in the API's wire shapes.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,8 @@ use chrono::{DateTime, FixedOffset};
 use clap::Args;
 use models::routing::{CompiledRules, PetitionKind, RouteInput, route};
 use models::{PredictOptions, Scratch};
-use serde_json::{Value, json};
+use serde_json::json;
+use service::http::wire::{Heads, RouteAnswer};
 
 /// Arguments of `pqrs route`.
 #[derive(Debug, Args)]
@@ -57,27 +58,6 @@ pub fn colombia_now() -> DateTime<FixedOffset> {
     chrono::Utc::now().with_timezone(&offset)
 }
 
-/// The classification as JSON: one object per head.
-pub fn prediction_json(prediction: &models::Prediction) -> Value {
-    let heads: serde_json::Map<String, Value> = prediction
-        .heads
-        .iter()
-        .map(|h| {
-            (
-                h.head.clone(),
-                json!({
-                    "label": h.label,
-                    "confidence": h.confidence,
-                    "needs_review": h.needs_review,
-                    "top_k": h.top_k.iter().map(|s| json!({"label": s.label, "probability": s.probability})).collect::<Vec<_>>(),
-                    "explanation": h.explanation.iter().map(|e| json!({"ngram": e.ngram, "weight": e.weight})).collect::<Vec<_>>(),
-                }),
-            )
-        })
-        .collect();
-    Value::Object(heads)
-}
-
 /// Runs `pqrs route`.
 pub fn run(args: RouteArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!args.text.trim().is_empty(), "--text is empty");
@@ -103,9 +83,10 @@ pub fn run(args: RouteArgs) -> anyhow::Result<()> {
     input.client_type = args.client_type.as_deref();
     input.petition_kind = args.petition_kind;
     input.outside_competence = args.outside_competence;
-    let routed = route(taxonomy, &rules, &input);
+    let routed = RouteAnswer::from(route(taxonomy, &rules, &input));
+    // The same wire types as `POST /v1/classify`, so the CLI and the API print the same shapes.
     let out = json!({
-        "classification": prediction_json(&prediction),
+        "classification": Heads::from(prediction),
         "route": routed,
         "model": {"id": model.info.id, "created_at": model.info.created_at},
     });
