@@ -54,12 +54,11 @@ pub fn score(model: &Model, set: &LabeledSet) -> Result<Scored> {
         .par_iter()
         .map_init(Scratch::default, |scratch, record| {
             linear.score(&record.text, scratch);
-            let mut chosen = Vec::new();
-            linear.decode(&scratch.probabilities, &mut chosen);
+            linear.decode(&scratch.probabilities, &mut scratch.chosen);
             offsets
                 .iter()
                 .map(|&(h, offset)| {
-                    let best = chosen[h];
+                    let best = scratch.chosen[h];
                     (best as u32, scratch.probabilities[offset + best])
                 })
                 .collect()

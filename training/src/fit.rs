@@ -318,6 +318,15 @@ pub fn fit(
 
     // Thresholds and validation metrics on the final, calibrated and constrained probabilities.
     let validation_probs = predict_rows(&linear, &vectors, &validation_ids);
+    // Decoded once per comment: with a parent link, a head's choice depends on the others.
+    let validation_chosen: Vec<Vec<usize>> = validation_probs
+        .iter()
+        .map(|p| {
+            let mut chosen = Vec::new();
+            linear.decode(p, &mut chosen);
+            chosen
+        })
+        .collect();
     let mut linear = linear;
     let mut head_reports = Vec::new();
     let mut offset = 0;
@@ -325,11 +334,8 @@ pub fn fit(
         let k = e.labels.len();
         let (predicted, confidence): (Vec<u32>, Vec<f32>) = validation_probs
             .iter()
-            .map(|p| {
-                let mut chosen = Vec::new();
-                linear.decode(p, &mut chosen);
-                (chosen[h] as u32, p[offset + chosen[h]])
-            })
+            .zip(&validation_chosen)
+            .map(|(p, chosen)| (chosen[h] as u32, p[offset + chosen[h]]))
             .unzip();
         let gold: Vec<u32> = validation_ids.iter().map(|&i| e.targets[i]).collect();
         linear.heads[h].thresholds =
@@ -581,13 +587,7 @@ fn train_head(
             let lr = config.learning_rate * (1.0 - step as f32 / total_steps).max(0.02);
             step += 1;
             let (doc_rows, doc_values) = vectors.doc(i);
-            logits.copy_from_slice(&bias);
-            for (&r, &v) in doc_rows.iter().zip(doc_values) {
-                let w = &weights[r as usize * k..(r as usize + 1) * k];
-                for (l, w) in logits.iter_mut().zip(w) {
-                    *l += scale * v * w;
-                }
-            }
+            head_logits(&weights, scale, &bias, k, doc_rows, doc_values, &mut logits);
             models::classifier::softmax_in_place(&mut logits, 1.0);
             let target = encoded.targets[i] as usize;
             let cw = class_weights[target];
@@ -862,12 +862,10 @@ fn assemble(
 
 /// Calibrated, constrained probabilities of pre-vectorised comments (same arithmetic as `LinearModel::score`).
 fn predict_rows(model: &LinearModel, vectors: &Vectors, ids: &[usize]) -> Vec<Vec<f32>> {
-    // Rebuild the text-free path: the model scores from rows, so go through a scratch with the vector set.
     ids.par_iter()
-        .map(|&i| {
+        .map_init(Scratch::default, |scratch, &i| {
             let (rows, values) = vectors.doc(i);
-            let mut scratch = Scratch::default();
-            model.score_vector(rows, values, &mut scratch);
+            model.score_vector(rows, values, scratch);
             scratch.probabilities.clone()
         })
         .collect()

@@ -110,6 +110,15 @@ pub fn macro_f1(gold: &[u32], predicted: &[u32], k: usize) -> f64 {
     }
 }
 
+/// `part / whole`, and 0 for an empty whole (scikit-learn's `zero_division=0`).
+fn share(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
 fn f1(tp: usize, predicted: usize, gold: usize) -> f64 {
     if tp == 0 {
         return 0.0;
@@ -151,16 +160,8 @@ pub fn evaluate_head(
         weighted_sum += class_f1 * support as f64;
         per_class.push(ClassMetrics {
             label: all_labels[c].clone(),
-            precision: if predicted_count == 0 {
-                0.0
-            } else {
-                tp as f64 / predicted_count as f64
-            },
-            recall: if support == 0 {
-                0.0
-            } else {
-                tp as f64 / support as f64
-            },
+            precision: share(tp, predicted_count),
+            recall: share(tp, support),
             f1: class_f1,
             support,
         });
@@ -169,11 +170,7 @@ pub fn evaluate_head(
     HeadMetrics {
         head: head.to_string(),
         n,
-        accuracy: if n == 0 {
-            0.0
-        } else {
-            correct as f64 / n as f64
-        },
+        accuracy: share(correct, n),
         macro_f1: if present == 0 {
             0.0
         } else {
@@ -246,7 +243,7 @@ fn coverage(
                 .count();
             CoveragePoint {
                 coverage,
-                accuracy: if m == 0 { 0.0 } else { right as f64 / m as f64 },
+                accuracy: share(right, m),
                 min_confidence: if m == 0 {
                     1.0
                 } else {

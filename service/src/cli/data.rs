@@ -100,6 +100,13 @@ struct InspectArgs {
     taxonomy: Option<PathBuf>,
 }
 
+/// Reads and validates a taxonomy file.
+pub fn read_taxonomy(path: &std::path::Path) -> anyhow::Result<models::Taxonomy> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    models::Taxonomy::from_toml_str(&text).with_context(|| format!("taxonomy {}", path.display()))
+}
+
 /// Runs `pqrs data`.
 pub fn run(args: DataArgs) -> anyhow::Result<()> {
     match args.command {
@@ -112,12 +119,7 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let set = args.source.read()?;
     let taxonomy = match &args.taxonomy {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            models::Taxonomy::from_toml_str(&text)
-                .with_context(|| format!("taxonomy {}", path.display()))?
-        }
+        Some(path) => read_taxonomy(path)?,
         None => datasets::corpus::taxonomy()?,
     };
     let uses_taxonomy = args.taxonomy.is_some()

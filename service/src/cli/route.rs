@@ -52,12 +52,6 @@ fn parse_petition_kind(s: &str) -> Result<PetitionKind, String> {
     }
 }
 
-/// Colombia's offset; the country has no daylight saving time.
-pub fn colombia_now() -> DateTime<FixedOffset> {
-    let offset = FixedOffset::west_opt(5 * 3600).expect("-05:00 is a valid offset");
-    chrono::Utc::now().with_timezone(&offset)
-}
-
 /// Runs `pqrs route`.
 pub fn run(args: RouteArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!args.text.trim().is_empty(), "--text is empty");
@@ -77,7 +71,8 @@ pub fn run(args: RouteArgs) -> anyhow::Result<()> {
     );
     let mut input = RouteInput::new(
         &args.text,
-        args.received_at.unwrap_or_else(colombia_now),
+        args.received_at
+            .unwrap_or_else(service::http::classify::now),
         &prediction,
     );
     input.client_type = args.client_type.as_deref();

@@ -150,14 +150,7 @@ pub fn load_taxonomy(
     heads: &[String],
 ) -> anyhow::Result<Option<models::Taxonomy>> {
     match path {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            Ok(Some(
-                models::Taxonomy::from_toml_str(&text)
-                    .with_context(|| format!("taxonomy {}", path.display()))?,
-            ))
-        }
+        Some(path) => Ok(Some(super::data::read_taxonomy(path)?)),
         None if heads
             .iter()
             .all(|h| matches!(h.as_str(), "type" | "theme" | "area")) =>
