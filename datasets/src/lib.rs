@@ -225,6 +225,18 @@ impl LabeledSet {
     }
 }
 
+/// Parses a `--label` flag: `HEAD=COL` (the head named HEAD reads column COL) or `COL` (head and column share
+/// the name). Shared by the CLI and the benchmark binaries so that they read a file the same way.
+pub fn parse_label_spec(spec: &str) -> Result<(String, String)> {
+    match spec.split_once('=') {
+        Some((head, col)) if !head.trim().is_empty() && !col.trim().is_empty() => {
+            Ok((head.trim().to_string(), col.trim().to_string()))
+        }
+        None if !spec.trim().is_empty() => Ok((spec.trim().to_string(), spec.trim().to_string())),
+        _ => Err(Error::Mapping(format!("--label must be HEAD=COL, got {spec:?}"))),
+    }
+}
+
 /// Normalises a label so that spelling variants meet: lower case, accents folded, inner white space collapsed,
 /// trimmed (`"Felicitación "` and `"felicitacion"` are the same label).
 pub fn normalize_label(raw: &str) -> String {

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::metrics::{HeadMetrics, evaluate_head};
+use crate::sgd::{EpochInputs, HeadWeights, SgdSchedule, logits_into};
 use crate::{Error, Result};
 
 /// How classes are weighted in the loss.
@@ -65,6 +66,9 @@ pub struct TrainConfig {
     /// After choosing epochs, temperature and thresholds on the validation split, train the final weights again
     /// on every comment (validation included) for the chosen number of epochs. Small corpora gain the most.
     pub refit: bool,
+    /// How one head's SGD epoch uses the cores (heads always train concurrently).
+    #[serde(default)]
+    pub sgd: SgdSchedule,
 }
 
 impl Default for TrainConfig {
@@ -82,6 +86,7 @@ impl Default for TrainConfig {
             target_precision: 0.9,
             min_df: 1,
             refit: true,
+            sgd: SgdSchedule::Sequential,
         }
     }
 }
@@ -570,63 +575,44 @@ fn train_head(
 ) -> TrainedHead {
     let k = encoded.labels.len();
     let class_weights = class_weights(encoded, fit_ids, k, config.class_weight);
-    let mut weights = vec![0.0f32; rows * k];
-    let mut bias = vec![0.0f32; k];
-    let mut scale = 1.0f32;
-    let mut best = (f64::NEG_INFINITY, weights.clone(), bias.clone(), 0usize);
+    let mut head = HeadWeights::new(rows, k);
+    let mut best = (
+        f64::NEG_INFINITY,
+        head.weights.clone(),
+        head.bias.clone(),
+        0usize,
+    );
     let mut order = fit_ids.to_vec();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let total_steps = (config.epochs * fit_ids.len()).max(1) as f32;
-    let mut step = 0usize;
-    let mut logits = vec![0.0f32; k];
     let mut epochs_run = 0;
     let mut since_best = 0;
     for epoch in 1..=config.epochs {
         order.shuffle(&mut rng);
-        for &i in &order {
-            let lr = config.learning_rate * (1.0 - step as f32 / total_steps).max(0.02);
-            step += 1;
-            let (doc_rows, doc_values) = vectors.doc(i);
-            head_logits(&weights, scale, &bias, k, doc_rows, doc_values, &mut logits);
-            models::classifier::softmax_in_place(&mut logits, 1.0);
-            let target = encoded.targets[i] as usize;
-            let cw = class_weights[target];
-            // logits now holds p; gradient of the loss w.r.t. the logits is cw · (p − onehot).
-            logits[target] -= 1.0;
-            for g in logits.iter_mut() {
-                *g *= cw;
-            }
-            scale *= 1.0 - lr * config.l2;
-            if scale < 1e-4 {
-                for w in weights.iter_mut() {
-                    *w *= scale;
-                }
-                scale = 1.0;
-            }
-            let step_size = lr / scale;
-            for (&r, &v) in doc_rows.iter().zip(doc_values) {
-                let w = &mut weights[r as usize * k..(r as usize + 1) * k];
-                let factor = step_size * v;
-                for (w, g) in w.iter_mut().zip(&logits) {
-                    *w -= factor * g;
-                }
-            }
-            for (b, g) in bias.iter_mut().zip(&logits) {
-                *b -= lr * g;
-            }
-        }
+        head.epoch(
+            config.sgd,
+            &EpochInputs {
+                vectors,
+                targets: &encoded.targets,
+                class_weights: &class_weights,
+                order: &order,
+                first_step: (epoch - 1) * order.len(),
+                total_steps,
+                learning_rate: config.learning_rate,
+                l2: config.l2,
+            },
+        );
         epochs_run = epoch;
         if validation_ids.is_empty() {
             // Refit on every comment for a number of epochs chosen before: no early stopping, keep the last.
             progress.epoch(name, epoch, f64::NAN);
-            let scaled: Vec<f32> = weights.iter().map(|w| w * scale).collect();
-            best = (f64::NAN, scaled, bias.clone(), epoch);
+            best = (f64::NAN, head.scaled(), head.bias.clone(), epoch);
             continue;
         }
         let f1 = validation_macro_f1(
-            &weights,
-            scale,
-            &bias,
+            &head.weights,
+            head.scale,
+            &head.bias,
             k,
             vectors,
             validation_ids,
@@ -634,8 +620,7 @@ fn train_head(
         );
         progress.epoch(name, epoch, f1);
         if f1 > best.0 + 1e-9 {
-            let scaled: Vec<f32> = weights.iter().map(|w| w * scale).collect();
-            best = (f1, scaled, bias.clone(), epoch);
+            best = (f1, head.scaled(), head.bias.clone(), epoch);
             since_best = 0;
         } else {
             since_best += 1;
@@ -666,7 +651,12 @@ fn train_head(
     }
 }
 
-fn class_weights(encoded: &Encoded, fit_ids: &[usize], k: usize, kind: ClassWeight) -> Vec<f32> {
+pub(crate) fn class_weights(
+    encoded: &Encoded,
+    fit_ids: &[usize],
+    k: usize,
+    kind: ClassWeight,
+) -> Vec<f32> {
     let mut counts = vec![0usize; k];
     for &i in fit_ids {
         counts[encoded.targets[i] as usize] += 1;
@@ -689,24 +679,6 @@ fn class_weights(encoded: &Encoded, fit_ids: &[usize], k: usize, kind: ClassWeig
         .collect()
 }
 
-fn head_logits(
-    weights: &[f32],
-    scale: f32,
-    bias: &[f32],
-    k: usize,
-    rows: &[u32],
-    values: &[f32],
-    out: &mut [f32],
-) {
-    out.copy_from_slice(bias);
-    for (&r, &v) in rows.iter().zip(values) {
-        let w = &weights[r as usize * k..(r as usize + 1) * k];
-        for (l, w) in out.iter_mut().zip(w) {
-            *l += scale * v * w;
-        }
-    }
-}
-
 fn validation_macro_f1(
     weights: &[f32],
     scale: f32,
@@ -721,7 +693,7 @@ fn validation_macro_f1(
     let mut gold = Vec::with_capacity(ids.len());
     for &i in ids {
         let (rows, values) = vectors.doc(i);
-        head_logits(weights, scale, bias, k, rows, values, &mut logits);
+        logits_into(weights, scale, bias, k, rows, values, &mut logits);
         predicted.push(models::classifier::argmax(&logits) as u32);
         gold.push(targets[i]);
     }
@@ -741,7 +713,7 @@ fn fit_temperature(
     let mut logits = vec![0.0; k];
     for &i in ids {
         let (rows, values) = vectors.doc(i);
-        head_logits(weights, 1.0, bias, k, rows, values, &mut logits);
+        logits_into(weights, 1.0, bias, k, rows, values, &mut logits);
         all_logits.extend_from_slice(&logits);
     }
     let nll = |log_t: f64| {

@@ -9,12 +9,15 @@ pub mod baseline;
 pub mod default_model;
 pub mod evaluate;
 pub mod fit;
+pub mod lowrank;
 pub mod metrics;
 pub mod report;
+pub mod sgd;
 
 pub use default_model::{default_config, train_default};
 pub use evaluate::{Evaluation, evaluate};
 pub use fit::{ClassWeight, Progress, Silent, TrainConfig, TrainReport, fit};
+pub use sgd::SgdSchedule;
 
 /// Errors of training and evaluation.
 #[derive(Debug, thiserror::Error)]

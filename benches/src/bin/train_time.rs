@@ -9,49 +9,29 @@ use clap::Parser;
 /// Times `training::fit` on a labeled file.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Labeled history (CSV, JSONL or XLSX).
-    #[arg(long)]
-    data: std::path::PathBuf,
-    /// Text column.
-    #[arg(long)]
-    text: String,
-    /// Label columns as HEAD=COL.
-    #[arg(long = "label")]
-    labels: Vec<String>,
-    /// Date column, needed with --before.
-    #[arg(long)]
-    date: Option<String>,
+    #[command(flatten)]
+    file: benches::LabeledFile,
     /// Keep comments dated before this day (temporal split's training side).
     #[arg(long)]
     before: Option<chrono::NaiveDate>,
     /// Runs to time.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// SGD schedule of each head: sequential, hogwild or minibatch:SIZE.
+    #[arg(long, default_value = "sequential")]
+    sgd: training::SgdSchedule,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mapping = datasets::ColumnMapping {
-        text: vec![args.text.clone()],
-        labels: args
-            .labels
-            .iter()
-            .map(|l| {
-                let (h, c) = l.split_once('=').unwrap_or((l, l));
-                (h.to_string(), c.to_string())
-            })
-            .collect(),
-        date: args.date.clone(),
-        ..Default::default()
-    };
-    let mut set = datasets::read_labeled(&args.data, &mapping)?;
+    let mut set = args.file.read()?;
     if let Some(before) = args.before {
-        let keep: Vec<usize> = (0..set.records.len())
-            .filter(|&i| set.records[i].date.is_some_and(|d| d < before))
-            .collect();
-        set = set.subset(&keep);
+        set = benches::split_by_date(&set, before).0;
     }
-    let config = training::default_config();
+    let config = training::TrainConfig {
+        sgd: args.sgd,
+        ..training::default_config()
+    };
     let mut times = Vec::new();
     for run in 0..args.runs {
         let started = Instant::now();

@@ -60,16 +60,8 @@ impl SourceArgs {
         let labels = self
             .labels
             .iter()
-            .map(|spec| match spec.split_once('=') {
-                Some((head, col)) if !head.trim().is_empty() && !col.trim().is_empty() => {
-                    Ok((head.trim().to_string(), col.trim().to_string()))
-                }
-                None if !spec.trim().is_empty() => {
-                    Ok((spec.trim().to_string(), spec.trim().to_string()))
-                }
-                _ => Err(anyhow::anyhow!("--label must be HEAD=COL, got {spec:?}")),
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .map(|spec| datasets::parse_label_spec(spec))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(datasets::ColumnMapping {
             text: self.text.clone(),
             labels,

@@ -60,6 +60,10 @@ pub struct TrainArgs {
     /// Keep the weights of the validation run instead of retraining them on every comment.
     #[arg(long)]
     no_refit: bool,
+    /// How one head's SGD uses the cores: sequential (deterministic, the default; heads run in parallel),
+    /// hogwild (lock-free, not deterministic) or minibatch:SIZE (synchronous, deterministic).
+    #[arg(long, value_name = "SCHEDULE")]
+    sgd: Option<training::SgdSchedule>,
     /// Store weights as f16 (half the file; predictions differ by < 1e-3).
     #[arg(long)]
     f16: bool,
@@ -186,6 +190,9 @@ impl TrainArgs {
         }
         if let Some(v) = self.l2 {
             c.l2 = v;
+        }
+        if let Some(v) = self.sgd {
+            c.sgd = v;
         }
         if let Some(v) = self.table_bits {
             c.features.table_bits = v;
