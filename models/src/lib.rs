@@ -5,6 +5,7 @@
 pub mod artifact;
 pub mod classifier;
 pub mod features;
+pub mod fusion;
 pub mod normalize;
 pub mod prediction;
 pub mod routing;

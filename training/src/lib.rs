@@ -6,6 +6,7 @@
 
 pub mod autotune;
 pub mod baseline;
+pub mod deep;
 pub mod default_model;
 pub mod evaluate;
 pub mod fit;

@@ -21,10 +21,10 @@ struct Args {
     #[arg(long, conflicts_with = "data")]
     corpus: bool,
     /// Widths of the shared embedding to try.
-    #[arg(long = "dim", default_values_t = [16usize, 32, 64, 128])]
+    #[arg(long = "dim", default_values_t = [32usize, 64])]
     dims: Vec<usize>,
     /// Learning rates of the low-rank design to try.
-    #[arg(long = "lr", default_values_t = [0.1f32, 0.2])]
+    #[arg(long = "lr", default_values_t = [0.05f32, 0.1])]
     learning_rates: Vec<f32>,
     /// Seconds of scoring per design for the speed column.
     #[arg(long, default_value_t = 2.0)]

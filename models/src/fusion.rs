@@ -1,0 +1,328 @@
+//! The deep tier's fused heads and the cascade policy: per head, a softmax layer over the fast model's
+//! log-probabilities concatenated with the encoder's sentence embedding, and the rule that decides which comments
+//! are worth the encoder's cost. Pure: bytes in, bytes out; the encoder itself lives in `crate::encoder`.
+//!
+//! The file (`*.deep`) is self-checking like the model artifact:
+//!
+//! ```text
+//! "PQRSDEEP"   8 bytes   magic
+//! version      u32       DEEP_FORMAT_VERSION
+//! json_len     u64       then that many bytes of JSON (DeepHeads, weights included: a few hundred KB at most)
+//! sha256       32 bytes  of everything before it
+//! ```
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::classifier::softmax_in_place;
+
+/// First bytes of every deep-tier file.
+pub const DEEP_MAGIC: &[u8; 8] = b"PQRSDEEP";
+/// Version of the layout above.
+pub const DEEP_FORMAT_VERSION: u32 = 1;
+/// Log-probabilities of the fast model are clipped here, so that a zero probability stays a finite feature.
+pub const LOG_FLOOR: f32 = -12.0;
+
+/// Why bytes are not a usable deep tier.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DeepError {
+    /// The file ends before a part it announces.
+    #[error("deep tier file is truncated")]
+    Truncated,
+    /// Not a deep-tier file.
+    #[error("not a pqrs deep-tier file (bad magic bytes)")]
+    BadMagic,
+    /// Another format version.
+    #[error(
+        "deep tier format version {0} is not supported (this build reads {DEEP_FORMAT_VERSION})"
+    )]
+    UnsupportedVersion(u32),
+    /// Damaged content.
+    #[error("deep tier checksum does not match: the file is damaged")]
+    BadChecksum,
+    /// The JSON does not parse or its shapes disagree.
+    #[error("deep tier content is invalid: {0}")]
+    Invalid(String),
+}
+
+/// One fused head: `softmax(W · standardise([log p_fast ; embedding]) + b)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeepHead {
+    /// Head name, as in the fast model.
+    pub name: String,
+    /// Labels, in the fast model's order for this head.
+    pub labels: Vec<String>,
+    /// labels × inputs, row-major.
+    pub weights: Vec<f32>,
+    /// One per label.
+    pub bias: Vec<f32>,
+}
+
+/// When a comment goes to the deep tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CascadePolicy {
+    /// A comment goes deep when any head's fast confidence is below this head's value (one per head, in order).
+    pub min_fast_confidence: Vec<f32>,
+    /// Share of the validation comments that went deep under this policy.
+    pub validation_deep_share: f64,
+    /// Mean latency per comment the policy was chosen for, in milliseconds.
+    pub target_mean_ms: f64,
+    /// Encoder latency per comment measured while training, in milliseconds.
+    pub encoder_ms: f64,
+}
+
+/// The deep tier: what it was trained on, its heads and its cascade policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeepHeads {
+    /// SHA-256 of the converted encoder weights this tier was trained with; the service refuses another encoder.
+    pub encoder_sha256: String,
+    /// Embedding width.
+    pub embedding_dim: usize,
+    /// Id of the fast model whose probabilities are inputs; the service refuses another fast model.
+    pub fast_model_id: String,
+    /// Classes of the fast model (all heads), the first block of inputs.
+    pub fast_classes: usize,
+    /// Per input: mean and standard deviation used to standardise it.
+    pub input_mean: Vec<f32>,
+    /// See `input_mean`.
+    pub input_scale: Vec<f32>,
+    /// The fused heads, in the fast model's head order.
+    pub heads: Vec<DeepHead>,
+    /// Which comments go deep.
+    pub cascade: CascadePolicy,
+    /// Training facts (data fingerprint, validation figures), free-form.
+    pub training: serde_json::Value,
+}
+
+/// Reusable buffer for [`DeepHeads::score`].
+#[derive(Debug, Default)]
+pub struct DeepScratch {
+    inputs: Vec<f32>,
+}
+
+impl DeepHeads {
+    /// Inputs per head: the fast probabilities and the embedding.
+    pub fn input_len(&self) -> usize {
+        self.fast_classes + self.embedding_dim
+    }
+
+    /// Whether the comment whose fast probabilities are `fast_probabilities` (all heads, as the fast model
+    /// returns them) and whose chosen labels are `chosen` should go to the deep tier.
+    pub fn wants_deep(&self, fast_probabilities: &[f32], chosen: &[usize]) -> bool {
+        let mut at = 0;
+        for (h, head) in self.heads.iter().enumerate() {
+            let confidence = fast_probabilities[at + chosen[h]];
+            if confidence < self.cascade.min_fast_confidence[h] {
+                return true;
+            }
+            at += head.labels.len();
+        }
+        false
+    }
+
+    /// Writes every fused head's probabilities into `out` (heads concatenated, like the fast model's output).
+    pub fn score(
+        &self,
+        fast_probabilities: &[f32],
+        embedding: &[f32],
+        scratch: &mut DeepScratch,
+        out: &mut Vec<f32>,
+    ) {
+        fused_inputs(fast_probabilities, embedding, &mut scratch.inputs);
+        for ((x, mean), scale) in scratch
+            .inputs
+            .iter_mut()
+            .zip(&self.input_mean)
+            .zip(&self.input_scale)
+        {
+            *x = (*x - mean) / scale;
+        }
+        out.clear();
+        let n = self.input_len();
+        for head in &self.heads {
+            let start = out.len();
+            for (c, b) in head.bias.iter().enumerate() {
+                let w = &head.weights[c * n..(c + 1) * n];
+                out.push(
+                    b + w
+                        .iter()
+                        .zip(&scratch.inputs)
+                        .map(|(w, x)| w * x)
+                        .sum::<f32>(),
+                );
+            }
+            softmax_in_place(&mut out[start..], 1.0);
+        }
+    }
+
+    /// Checks that every shape agrees.
+    pub fn validate(&self) -> Result<(), DeepError> {
+        let n = self.input_len();
+        let invalid = |m: String| Err(DeepError::Invalid(m));
+        if self.input_mean.len() != n || self.input_scale.len() != n {
+            return invalid(format!(
+                "standardisation has {} / {} values, inputs are {n}",
+                self.input_mean.len(),
+                self.input_scale.len()
+            ));
+        }
+        if self
+            .input_scale
+            .iter()
+            .any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return invalid("a standardisation scale is not a positive number".into());
+        }
+        if self.cascade.min_fast_confidence.len() != self.heads.len() {
+            return invalid("the cascade needs one threshold per head".into());
+        }
+        let classes: usize = self.heads.iter().map(|h| h.labels.len()).sum();
+        if classes != self.fast_classes {
+            return invalid(format!(
+                "heads have {classes} labels, the fast model {}",
+                self.fast_classes
+            ));
+        }
+        for head in &self.heads {
+            let k = head.labels.len();
+            if head.bias.len() != k || head.weights.len() != k * n {
+                return invalid(format!("head `{}` weights are not {k} × {n}", head.name));
+            }
+            if head
+                .weights
+                .iter()
+                .chain(&head.bias)
+                .any(|w| !w.is_finite())
+            {
+                return invalid(format!("head `{}` has a non-finite weight", head.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Serialises to the self-checking layout of the module documentation.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let json = serde_json::to_vec(self).expect("deep heads serialise");
+        let mut out = Vec::with_capacity(8 + 4 + 8 + json.len() + 32);
+        out.extend_from_slice(DEEP_MAGIC);
+        out.extend_from_slice(&DEEP_FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        let checksum = Sha256::digest(&out);
+        out.extend_from_slice(&checksum);
+        out
+    }
+
+    /// Reads and validates bytes written by [`DeepHeads::to_bytes`]; never panics.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DeepError> {
+        if bytes.len() < 8 {
+            return Err(DeepError::Truncated);
+        }
+        if &bytes[..8] != DEEP_MAGIC {
+            return Err(DeepError::BadMagic);
+        }
+        let header = bytes.get(8..20).ok_or(DeepError::Truncated)?;
+        let version = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+        if version != DEEP_FORMAT_VERSION {
+            return Err(DeepError::UnsupportedVersion(version));
+        }
+        let len = u64::from_le_bytes(header[4..].try_into().expect("8 bytes"));
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_add(20))
+            .ok_or(DeepError::Truncated)?;
+        let total = end.checked_add(32).ok_or(DeepError::Truncated)?;
+        if bytes.len() < total {
+            return Err(DeepError::Truncated);
+        }
+        if bytes.len() > total || Sha256::digest(&bytes[..end]).as_slice() != &bytes[end..total] {
+            return Err(DeepError::BadChecksum);
+        }
+        let deep: DeepHeads = serde_json::from_slice(&bytes[20..end])
+            .map_err(|e| DeepError::Invalid(e.to_string()))?;
+        deep.validate()?;
+        Ok(deep)
+    }
+}
+
+/// The raw (unstandardised) inputs of the fused heads: clipped log fast probabilities, then the embedding.
+pub fn fused_inputs(fast_probabilities: &[f32], embedding: &[f32], out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(fast_probabilities.iter().map(|p| p.ln().max(LOG_FLOOR)));
+    out.extend_from_slice(embedding);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> DeepHeads {
+        DeepHeads {
+            encoder_sha256: "ab".into(),
+            embedding_dim: 2,
+            fast_model_id: "m".into(),
+            fast_classes: 2,
+            input_mean: vec![0.0; 4],
+            input_scale: vec![1.0; 4],
+            heads: vec![DeepHead {
+                name: "type".into(),
+                labels: vec!["queja".into(), "reclamo".into()],
+                weights: vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+                bias: vec![0.0, 0.0],
+            }],
+            cascade: CascadePolicy {
+                min_fast_confidence: vec![0.8],
+                validation_deep_share: 0.1,
+                target_mean_ms: 3.0,
+                encoder_ms: 30.0,
+            },
+            training: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn the_embedding_decides_when_the_fast_inputs_are_silent() {
+        let deep = tiny();
+        let (mut scratch, mut out) = (DeepScratch::default(), Vec::new());
+        deep.score(&[0.5, 0.5], &[0.0, 3.0], &mut scratch, &mut out);
+        assert!(out[1] > 0.9, "{out:?}");
+        assert!((out.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn only_unsure_comments_go_deep() {
+        let deep = tiny();
+        assert!(deep.wants_deep(&[0.6, 0.4], &[0]));
+        assert!(!deep.wants_deep(&[0.1, 0.9], &[1]));
+    }
+
+    #[test]
+    fn round_trip_and_damage_are_detected() {
+        let deep = tiny();
+        let bytes = deep.to_bytes();
+        assert_eq!(DeepHeads::from_bytes(&bytes), Ok(deep));
+        for cut in [0, 7, 12, 30, bytes.len() - 1] {
+            assert!(DeepHeads::from_bytes(&bytes[..cut]).is_err());
+        }
+        let mut flipped = bytes.clone();
+        flipped[25] ^= 1;
+        assert_eq!(DeepHeads::from_bytes(&flipped), Err(DeepError::BadChecksum));
+        let mut magic = bytes;
+        magic[0] = b'X';
+        assert_eq!(DeepHeads::from_bytes(&magic), Err(DeepError::BadMagic));
+    }
+
+    #[test]
+    fn inconsistent_shapes_are_refused() {
+        let mut deep = tiny();
+        deep.heads[0].weights.pop();
+        let bytes = deep.to_bytes();
+        assert!(matches!(
+            DeepHeads::from_bytes(&bytes),
+            Err(DeepError::Invalid(_))
+        ));
+    }
+}

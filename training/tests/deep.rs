@@ -1,0 +1,94 @@
+//! The deep tier's training path with stand-in embeddings (the real encoder is never downloaded in tests): the
+//! fused heads must learn what the embedding knows and the fast model does not, and the cascade must respect the
+//! latency budget.
+
+use datasets::LabeledSet;
+use training::deep::{DeepConfig, compare_tiers, fit_deep};
+use training::{Silent, TrainConfig};
+
+fn corpus_half() -> LabeledSet {
+    let train = datasets::corpus::train().unwrap();
+    let keep: Vec<usize> = (0..train.records.len()).step_by(2).collect();
+    train.subset(&keep)
+}
+
+fn fast_config() -> TrainConfig {
+    TrainConfig {
+        epochs: 6,
+        ..training::default_config()
+    }
+}
+
+/// An embedding that knows the gold type of a comment two times out of three, plus deterministic noise: a
+/// stand-in for an encoder that understands what the n-grams miss.
+fn oracle_embeddings(set: &LabeledSet) -> Vec<Vec<f32>> {
+    let head = set.head_index("type").unwrap();
+    let types = ["felicitacion", "peticion", "queja", "reclamo", "sugerencia"];
+    set.records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut e: Vec<f32> = (0..8)
+                .map(|j| (((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.5) * 0.2)
+                .collect();
+            if i % 3 != 0
+                && let Some(t) = types.iter().position(|t| *t == r.labels[head])
+            {
+                e[t] += 1.0;
+            }
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn fused_heads_learn_from_the_embedding_and_the_cascade_keeps_to_its_budget() {
+    let set = corpus_half();
+    let config = fast_config();
+    let (mut fast, _) = training::fit(&set, &config, None, &Silent).unwrap();
+    let _ = fast.to_bytes(models::Precision::F32);
+    let embeddings = oracle_embeddings(&set);
+    let deep_config = DeepConfig {
+        target_mean_ms: 3.0,
+        fast_ms: 0.05,
+        encoder_ms: 10.0,
+        ..DeepConfig::default()
+    };
+    let (deep, report) = fit_deep(&set, &config, &fast, &embeddings, "cafe", &deep_config).unwrap();
+    assert_eq!(deep.fast_model_id, fast.info.id);
+    assert_eq!(deep.encoder_sha256, "cafe");
+    assert!(report.allowed_share > 0.29 && report.allowed_share < 0.3);
+    assert!(report.validation.deep_share <= report.allowed_share);
+    let type_scores = report
+        .validation
+        .heads
+        .iter()
+        .find(|h| h.head == "type")
+        .unwrap();
+    assert!(
+        type_scores.deep > type_scores.fast + 0.03,
+        "the embedding knows the type: deep {} vs fast {}",
+        type_scores.deep,
+        type_scores.fast
+    );
+    assert!(type_scores.cascade > type_scores.fast, "{type_scores:?}");
+
+    // The file round-trips, and the side-by-side comparison runs on unseen comments.
+    let bytes = deep.to_bytes();
+    let again = models::fusion::DeepHeads::from_bytes(&bytes).unwrap();
+    assert_eq!(again, deep);
+    let test = datasets::corpus::test().unwrap();
+    let comparison = compare_tiers(&fast, &deep, &test, &oracle_embeddings(&test)).unwrap();
+    assert_eq!(comparison.comments, test.records.len());
+    let type_test = comparison.heads.iter().find(|h| h.head == "type").unwrap();
+    assert!(type_test.deep > type_test.fast, "{type_test:?}");
+}
+
+#[test]
+fn embeddings_must_match_the_comments() {
+    let set = corpus_half();
+    let config = fast_config();
+    let (fast, _) = training::fit(&set, &config, None, &Silent).unwrap();
+    let too_few = vec![vec![0.0f32; 4]; 3];
+    assert!(fit_deep(&set, &config, &fast, &too_few, "x", &DeepConfig::default()).is_err());
+}
