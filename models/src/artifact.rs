@@ -740,7 +740,8 @@ mod tests {
     fn artifacts_without_lineage_still_load() {
         let bytes = model().to_bytes(Precision::F32);
         let metadata_len = read_len(&bytes, 12).unwrap();
-        let json: serde_json::Value = serde_json::from_slice(&bytes[20..20 + metadata_len]).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes[20..20 + metadata_len]).unwrap();
         assert!(json.get("lineage").is_none(), "{json}");
         let old = rebuild(
             |j| {
