@@ -2,12 +2,17 @@
 //! of every class, and the promotion decision.
 //!
 //! **Promotion rule ("not worse").** The candidate is promoted when, for every head of the held-out data, its
-//! macro-F1 *and* its accuracy are at least the serving model's minus [`DEFAULT_TOLERANCE`] (0.005, half a point).
+//! macro-F1 *and* its accuracy are at least the serving model's minus [`DEFAULT_TOLERANCE`] (0.01, one point).
 //! Macro-F1 guards the rare classes, accuracy the frequent ones; a head that gains on one and loses more than the
-//! tolerance on the other is a worse head for someone. The tolerance is the run-to-run noise of training itself:
-//! retraining the default configuration on the corpus train split with seeds 1–5 moves test macro-F1 by up to
-//! about that much per head with nothing else changed (the figures are in the retrain command's documentation
-//! and the report that introduced it), so a smaller drop cannot be told apart from luck and a larger one can.
+//! tolerance on the other is a worse head for someone.
+//!
+//! The tolerance is the noise of training itself. The default configuration trained on the corpus train split
+//! with seeds 1–5 (nothing else changed) and evaluated on the committed test split (585 comments) gave per-head
+//! macro-F1 standard deviations of 0.0034 (type), 0.0068 (theme) and 0.0066 (area), accuracy 0.003–0.006, and
+//! ranges up to 0.018 (theme). Two equally good models therefore differ by about 0.01 (one standard deviation of a
+//! difference on the noisiest head) by chance: a smaller tolerance would refuse equal candidates most of the
+//! time, a larger one would let a real one-point regression through. Refusing an equal candidate costs little
+//! (the serving model stays), so the tolerance sits at the low end; `pqrs retrain --tolerance` changes it.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -20,7 +25,7 @@ use crate::metrics::HeadMetrics;
 use crate::{Error, Result, evaluate};
 
 /// Largest drop of a head's macro-F1 or accuracy that still counts as "not worse".
-pub const DEFAULT_TOLERANCE: f64 = 0.005;
+pub const DEFAULT_TOLERANCE: f64 = 0.01;
 
 /// The F1 of one class under both models.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -362,11 +367,11 @@ mod tests {
         check(
             &[
                 head("type", (0.80, 0.90), (0.70, 0.80)),
-                head("theme", (0.60, 0.59), (0.50, 0.49)),
-                head("area", (0.60, 0.58), (0.50, 0.50)),
+                head("theme", (0.60, 0.585), (0.50, 0.485)),
+                head("area", (0.60, 0.57), (0.50, 0.50)),
             ],
             false,
-            "area accuracy 0.5800 vs 0.6000",
+            "area accuracy 0.5700 vs 0.6000",
         );
         check(&[], false, "no head");
     }
