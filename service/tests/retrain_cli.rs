@@ -265,6 +265,30 @@ fn retrain_explains_what_it_cannot_read() {
         text(&out)
     );
 
+    // The serving model must have the history's heads to be compared on them.
+    std::fs::write(
+        dir.join("feedback.csv"),
+        "id,received_at,channel,text,type\n",
+    )
+    .unwrap();
+    let mut args = RETRAIN.to_vec();
+    args.extend([
+        "--label",
+        "tipo=type",
+        "--feedback",
+        "feedback.csv",
+        "--out",
+        "m2.pqrs",
+    ]);
+    let out = pqrs(dir, &args);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("the serving model has no head `tipo`"),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.join("m2.pqrs").exists());
+
     let mut args = RETRAIN.to_vec();
     args.extend(["--feedback", "missing.csv", "--out", "m2.pqrs"]);
     let out = pqrs(dir, &args);

@@ -14,7 +14,7 @@
 //!   when every head of the history has a label for it (a review is complete once every head is confirmed or
 //!   corrected, as in the review queue); a partly reviewed one is left out and counted, because training needs
 //!   every head's label for every comment (the reader rejects rows with a missing label, and `fit` learns all heads
-//!   from the same comments). Corrections for heads the history lacks are ignored and counted.
+//!   from the same comments). Corrections for heads the history lacks are ignored.
 //! - **Training.** With the serving model's recorded configuration when it has one (so that the comparison
 //!   measures the data, not settings), else the default model's.
 
@@ -305,6 +305,23 @@ pub fn run(args: RetrainArgs) -> anyhow::Result<()> {
         test_ids.len()
     );
     anyhow::ensure!(!test_ids.is_empty(), "the held-out part is empty");
+    let serving_heads: Vec<&str> = serving
+        .linear
+        .heads
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect();
+    if let Some(missing) = history
+        .heads
+        .iter()
+        .find(|h| !serving_heads.contains(&h.as_str()))
+    {
+        bail!(
+            "the serving model has no head `{missing}` (its heads are {}), so it cannot be compared on it: \
+             give --model with the model serving these heads",
+            serving_heads.join(", ")
+        );
+    }
     if serving
         .info
         .training
