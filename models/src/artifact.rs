@@ -111,8 +111,31 @@ pub struct ArtifactMetadata {
     pub precision: Precision,
     /// The taxonomy the labels come from, when the model was trained against one.
     pub taxonomy: Option<Taxonomy>,
-    /// Training facts written by the trainer: data fingerprint, configuration, metrics, lineage.
+    /// Training facts written by the trainer: data fingerprint, configuration, metrics.
     pub training: serde_json::Value,
+    /// Where a retrained model comes from. Absent in first-generation models and in artifacts written before the
+    /// field existed; an absent field is not written, so those artifacts keep their bytes and ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<Lineage>,
+}
+
+/// The ancestry of a model retrained from its parent's history and reviewers' corrections, and the comparison
+/// that let it replace the parent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lineage {
+    /// Id of the model it was compared with and meant to replace.
+    pub parent: String,
+    /// Corrections (one per comment and head) that went into its training or its held-out labels.
+    pub feedback: u64,
+    /// The comparison found it not worse than the parent.
+    pub promoted: bool,
+    /// It was written although the comparison did not promote it.
+    pub forced: bool,
+    /// Why it was, or was not, promoted.
+    pub reason: String,
+    /// The comparison on the held-out data, as the trainer reported it (per-head metrics and per-class changes).
+    pub comparison: serde_json::Value,
 }
 
 /// One head as stored.
@@ -159,8 +182,10 @@ pub struct ModelInfo {
     pub created_at: String,
     /// Taxonomy the labels come from, if any.
     pub taxonomy: Option<Taxonomy>,
-    /// Training facts (fingerprint, configuration, metrics, lineage).
+    /// Training facts (fingerprint, configuration, metrics).
     pub training: serde_json::Value,
+    /// Parent model and comparison, for a retrained model.
+    pub lineage: Option<Lineage>,
     /// Short id of the model: the first 12 hex digits of the artifact's checksum (empty until saved or loaded).
     pub id: String,
 }
@@ -217,6 +242,7 @@ fn encode(model: &Model, precision: Precision) -> Vec<u8> {
         precision,
         taxonomy: model.info.taxonomy.clone(),
         training: model.info.training.clone(),
+        lineage: model.info.lineage.clone(),
     };
     let json = serde_json::to_vec(&metadata).expect("metadata has only serialisable fields");
 
@@ -437,6 +463,7 @@ fn decode(bytes: &[u8]) -> Result<Model, ArtifactError> {
             created_at: metadata.created_at,
             taxonomy: metadata.taxonomy,
             training: metadata.training,
+            lineage: metadata.lineage,
             id: hex(&bytes[tensors_end..total])[..12].to_string(),
         },
     })
@@ -536,6 +563,7 @@ mod tests {
                 created_at: "2026-11-29T00:00:00Z".into(),
                 taxonomy: None,
                 training: serde_json::json!({"fingerprint": "abc"}),
+                lineage: None,
                 id: String::new(),
             },
         }
@@ -687,6 +715,48 @@ mod tests {
         assert!(matches!(
             Model::from_bytes(&bad),
             Err(ArtifactError::Tensors(_))
+        ));
+    }
+
+    #[test]
+    fn lineage_round_trips() {
+        let mut m = model();
+        m.info.lineage = Some(Lineage {
+            parent: "0123456789ab".into(),
+            feedback: 17,
+            promoted: true,
+            forced: false,
+            reason: "no head worse by more than 0.005".into(),
+            comparison: serde_json::json!({"heads": [{"head": "type", "delta_macro_f1": 0.01}]}),
+        });
+        let loaded = Model::from_bytes(&m.to_bytes(Precision::F32)).unwrap();
+        assert_eq!(loaded.info.lineage, m.info.lineage);
+        assert_eq!(loaded, m);
+    }
+
+    /// Artifacts written before the lineage field existed have no `lineage` key; they must still load, and a model
+    /// without lineage must still be written without the key, so that its bytes and id do not change.
+    #[test]
+    fn artifacts_without_lineage_still_load() {
+        let bytes = model().to_bytes(Precision::F32);
+        let metadata_len = read_len(&bytes, 12).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes[20..20 + metadata_len]).unwrap();
+        assert!(json.get("lineage").is_none(), "{json}");
+        let old = rebuild(
+            |j| {
+                j.as_object_mut().unwrap().remove("lineage");
+            },
+            |_| {},
+        );
+        let loaded = Model::from_bytes(&old).unwrap();
+        assert_eq!(loaded.info.lineage, None);
+        assert_eq!(loaded.linear, model().linear);
+
+        let bad = rebuild(|j| j["lineage"] = serde_json::json!({"parent": 3}), |_| {});
+        assert!(matches!(
+            Model::from_bytes(&bad),
+            Err(ArtifactError::Metadata(_))
         ));
     }
 

@@ -99,6 +99,14 @@ impl Default for PredictOptions {
     }
 }
 
+impl Scratch {
+    /// The TF-IDF vector of the last comment vectorised or scored: `(row, value)` sorted by row, the word block and
+    /// the character block each L2-normalised. Used to compare comments in the model's own feature space.
+    pub fn vector(&self) -> &[(u32, f32)] {
+        &self.vector
+    }
+}
+
 impl LinearModel {
     /// Total number of classes over all heads.
     pub fn total_classes(&self) -> usize {

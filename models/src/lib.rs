@@ -11,7 +11,7 @@ pub mod prediction;
 pub mod routing;
 pub mod taxonomy;
 
-pub use artifact::{ArtifactError, Model, ModelInfo, Precision};
+pub use artifact::{ArtifactError, Lineage, Model, ModelInfo, Precision};
 pub use classifier::{LinearModel, PredictOptions, Scratch};
 pub use features::{FeatureConfig, Featurizer};
 pub use normalize::{Normalizer, NormalizerConfig};

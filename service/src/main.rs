@@ -20,6 +20,10 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Evaluate a model on labeled data and write a report.
     Eval(cli::eval::EvalArgs),
+    /// List a model's misclassifications with explanations and similar training comments; export them for relabeling.
+    Audit(cli::audit::AuditArgs),
+    /// Train a candidate on history plus corrections, compare it with the serving model, write it if not worse.
+    Retrain(cli::retrain::RetrainArgs),
     /// Classify one text with the default model and print its route (due dates, escalation) as JSON.
     Route(cli::route::RouteArgs),
     /// Serve the HTTP API.
@@ -32,6 +36,8 @@ fn main() -> anyhow::Result<()> {
         Command::Data(args) => cli::data::run(args),
         Command::Train(args) => cli::train::run(args),
         Command::Eval(args) => cli::eval::run(args),
+        Command::Audit(args) => cli::audit::run(args),
+        Command::Retrain(args) => cli::retrain::run(args),
         Command::Route(args) => cli::route::run(args),
         Command::Serve(args) => cli::serve::run(args),
     }

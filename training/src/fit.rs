@@ -411,6 +411,7 @@ pub fn fit(
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             taxonomy: taxonomy.cloned(),
             training,
+            lineage: None,
             id: String::new(),
         },
     };

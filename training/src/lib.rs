@@ -1,11 +1,13 @@
 //! Fitting, evaluation, autotune, baselines and reports for pqrs models, as a library used by the `pqrs` CLI.
 //!
 //! Data enters as [`datasets::LabeledSet`] (any heads), models leave as [`models::Model`]. Nothing here knows
-//! HTTP; files are written only by [`report`].
+//! HTTP; files are written only by [`report`] and [`audit::write`].
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod autotune;
 pub mod baseline;
+pub mod compare;
 pub mod deep;
 pub mod default_model;
 pub mod evaluate;

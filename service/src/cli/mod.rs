@@ -1,8 +1,10 @@
 //! One module per subcommand; each turns its checked arguments into calls on the library crates.
 
+pub mod audit;
 pub mod data;
 pub mod data_scale;
 pub mod eval;
+pub mod retrain;
 pub mod route;
 pub mod serve;
 pub mod train;

@@ -15,8 +15,8 @@ use super::observe;
 use super::openapi;
 use super::state::AppState;
 use super::wire::{
-    HeadInfo, ModelResponse, ReloadRequest, ReloadResponse, StatusResponse, TaxonomyInfo,
-    TrainingInfo,
+    HeadInfo, LineageInfo, ModelResponse, ReloadRequest, ReloadResponse, StatusResponse,
+    TaxonomyInfo, TrainingInfo,
 };
 
 /// Checks `Authorization: Bearer KEY` against the configured key. Without a configured key the admin endpoints are
@@ -116,6 +116,14 @@ pub async fn model_info(State(state): State<AppState>) -> Response {
             n_fit: count(&info.training, "n_fit"),
             n_validation: count(&info.training, "n_validation"),
         },
+        lineage: info.lineage.as_ref().map(|l| LineageInfo {
+            parent: l.parent.clone(),
+            feedback: l.feedback,
+            promoted: l.promoted,
+            forced: l.forced,
+            reason: l.reason.clone(),
+            comparison: l.comparison.clone(),
+        }),
     })
 }
 

@@ -303,7 +303,7 @@ fn schemas() -> Value {
         },
         "ModelResponse": {
             "type": "object",
-            "required": ["id", "pqrs_version", "created_at", "heads", "taxonomy", "routing", "metrics", "training"],
+            "required": ["id", "pqrs_version", "created_at", "heads", "taxonomy", "routing", "metrics", "training", "lineage"],
             "properties": {
                 "id": {"type": "string"},
                 "pqrs_version": {"type": "string"},
@@ -318,7 +318,11 @@ fn schemas() -> Value {
                 "routing": {"type": "boolean"},
                 "metrics": {"type": ["object", "null"], "description": "Validation metrics per head recorded at training (accuracy, macro_f1, weighted_f1, ece, ...)."},
                 "training": {"type": "object", "properties": {
-                    "n_comments": {"type": ["integer", "null"]}, "n_fit": {"type": ["integer", "null"]}, "n_validation": {"type": ["integer", "null"]}}}
+                    "n_comments": {"type": ["integer", "null"]}, "n_fit": {"type": ["integer", "null"]}, "n_validation": {"type": ["integer", "null"]}}},
+                "lineage": {"description": "Set by `pqrs retrain`: the parent model, the corrections used and the comparison that promoted (or not) this model.",
+                    "oneOf": [{"type": "null"}, {"type": "object", "required": ["parent", "feedback", "promoted", "forced", "reason", "comparison"], "properties": {
+                    "parent": {"type": "string"}, "feedback": {"type": "integer"}, "promoted": {"type": "boolean"}, "forced": {"type": "boolean"},
+                    "reason": {"type": "string"}, "comparison": {"type": "object"}}}]}
             }
         },
         "ReloadRequest": {
@@ -425,7 +429,8 @@ pub fn document() -> Value {
                         "taxonomy": {"id": "comfama", "name": "Comfama", "version": 1},
                         "routing": true,
                         "metrics": {"type": {"accuracy": 0.9, "macro_f1": 0.88, "weighted_f1": 0.9, "ece": 0.03}},
-                        "training": {"n_comments": 2331, "n_fit": 1981, "n_validation": 350}
+                        "training": {"n_comments": 2331, "n_fit": 1981, "n_validation": 350},
+                        "lineage": null
                     })),
                     error_responses(&ANY_ROUTE),
                 ),

@@ -367,6 +367,25 @@ pub struct ModelResponse {
     pub metrics: serde_json::Value,
     /// Size of the training data, as recorded at training time.
     pub training: TrainingInfo,
+    /// Parent model and comparison of a retrained model (`pqrs retrain`); null for a first-generation model.
+    pub lineage: Option<LineageInfo>,
+}
+
+/// Where a retrained model comes from, for `GET /v1/model`.
+#[derive(Debug, Serialize)]
+pub struct LineageInfo {
+    /// Id of the model it was compared with and replaced.
+    pub parent: String,
+    /// Corrections it was trained or judged with.
+    pub feedback: u64,
+    /// The comparison found it not worse than the parent.
+    pub promoted: bool,
+    /// Written although not promoted.
+    pub forced: bool,
+    /// Why it was, or was not, promoted.
+    pub reason: String,
+    /// Per-head metrics of both models on the held-out data, and the per-class F1 changes.
+    pub comparison: serde_json::Value,
 }
 
 /// Training facts recorded in the model.
