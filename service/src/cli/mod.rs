@@ -3,6 +3,7 @@
 pub mod data;
 pub mod data_scale;
 pub mod eval;
+pub mod feedback;
 pub mod route;
 pub mod serve;
 pub mod train;
