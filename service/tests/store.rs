@@ -429,7 +429,7 @@ async fn feedback_is_checked_kept_append_only_and_takes_corrected_items_off_the_
     // The item stays in the queue with its corrections until every head is corrected; a head filter leaves it out
     // as soon as that head is.
     let page = queue(state, "").await;
-    assert_eq!(ids(&page), [id.clone()]);
+    assert_eq!(ids(&page), std::slice::from_ref(&id));
     let corrections = page["items"][0]["corrections"].as_array().unwrap();
     assert_eq!(corrections.len(), 2);
     assert_eq!(corrections[1]["reviewer"], "luis.qa");
