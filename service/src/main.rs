@@ -1,4 +1,5 @@
-//! The `pqrs` binary: one command line for inspecting data, training, evaluating, routing and serving.
+//! The `pqrs` binary: one command line for inspecting data, training, evaluating, routing, serving and exporting
+//! reviewers' corrections.
 
 mod cli;
 
@@ -28,6 +29,8 @@ enum Command {
     Route(cli::route::RouteArgs),
     /// Serve the HTTP API.
     Serve(cli::serve::ServeArgs),
+    /// Work with the reviewers' corrections stored by the service (export them as labeled history).
+    Feedback(cli::feedback::FeedbackArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +43,6 @@ fn main() -> anyhow::Result<()> {
         Command::Retrain(args) => cli::retrain::run(args),
         Command::Route(args) => cli::route::run(args),
         Command::Serve(args) => cli::serve::run(args),
+        Command::Feedback(args) => cli::feedback::run(args),
     }
 }

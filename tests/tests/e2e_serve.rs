@@ -236,6 +236,8 @@ impl Server {
                 "json",
             ])
             .env("PQRS_CACHE_DIR", cache)
+            // The prediction log goes next to the temporary cache, never to the user's data directory.
+            .env("PQRS_DB", cache.with_file_name("predictions.sqlite3"))
             .env_remove("PQRS_MODEL")
             .env_remove("PQRS_ADDR")
             .stdout(Stdio::piped())

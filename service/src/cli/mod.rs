@@ -4,6 +4,7 @@ pub mod audit;
 pub mod data;
 pub mod data_scale;
 pub mod eval;
+pub mod feedback;
 pub mod retrain;
 pub mod route;
 pub mod serve;

@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "PQRS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// SQLite file of the prediction log and the reviewers' corrections (created if absent), or `none` to keep no
+    /// log (then POST /v1/feedback and GET /v1/review/* answer 503 store_disabled). Default:
+    /// $XDG_DATA_HOME/pqrs/pqrs.sqlite3, else ~/.local/share/pqrs/pqrs.sqlite3. Texts are stored masked.
+    #[arg(long, env = "PQRS_DB", value_name = "PATH|none")]
+    db: Option<String>,
     /// Log filter in tracing's EnvFilter syntax (`info`, `debug`, `service=debug,tower_http=info`). Comment texts
     /// are logged only at debug level and only masked.
     #[arg(long, env = "PQRS_LOG", default_value = "info")]
@@ -92,7 +97,29 @@ impl ServeArgs {
             api_key: self.api_key.clone(),
             limits,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            db: database(self.db.as_deref())?,
         })
+    }
+}
+
+/// The prediction log's file: `--db PATH`, nothing for `--db none`, else the per-user data directory.
+fn database(db: Option<&str>) -> anyhow::Result<Option<PathBuf>> {
+    match db.map(str::trim) {
+        Some(none) if none.eq_ignore_ascii_case("none") => Ok(None),
+        Some("") => {
+            anyhow::bail!("--db is empty: give a file, or `none` to keep no prediction log")
+        }
+        Some(path) => Ok(Some(PathBuf::from(path))),
+        None => {
+            let data = std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .filter(|dir| dir.is_absolute())
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local").join("share"))
+                })
+                .context("no XDG_DATA_HOME or HOME to put the prediction log in: give --db PATH or --db none")?;
+            Ok(Some(data.join("pqrs").join("pqrs.sqlite3")))
+        }
     }
 }
 

@@ -65,7 +65,7 @@ fn check_tag(name: &str, value: &Option<String>) -> Result<(), ApiError> {
 pub fn classify_one(
     state: &AppState,
     served: &ServedModel,
-    request: ClassifyRequest,
+    mut request: ClassifyRequest,
     server_time: DateTime<FixedOffset>,
 ) -> Result<ClassifyResponse, ApiError> {
     let max_chars = state.limits().max_text_chars;
@@ -125,8 +125,17 @@ pub fn classify_one(
             "classified"
         );
     }
+    // Logged for QA review off the request path; a comment without an id gets one, so feedback can name it.
+    let id = super::review::log_classified(
+        state,
+        served,
+        &mut request,
+        received_at,
+        &prediction,
+        route.as_ref(),
+    );
     Ok(ClassifyResponse {
-        id: request.id,
+        id,
         channel: request.channel,
         model: served.id().to_string(),
         server_time: timestamp(server_time),

@@ -82,4 +82,6 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Longest wait for in-flight requests after SIGTERM or SIGINT.
     pub shutdown_timeout: Duration,
+    /// SQLite file of the prediction log and the corrections; `None` keeps no log (and no review endpoints).
+    pub db: Option<PathBuf>,
 }

@@ -52,11 +52,19 @@ pub enum ErrorCode {
     ShuttingDown,
     /// A bug; the cause is logged, not sent.
     Internal,
+    /// Feedback names a prediction id the log does not hold.
+    UnknownId,
+    /// Feedback names a head the model (or the logged prediction) does not have.
+    UnknownHead,
+    /// Feedback gives a label that is not one of the head's labels.
+    UnknownLabel,
+    /// The server keeps no prediction log (`--db none`), so there is nothing to review or correct.
+    StoreDisabled,
 }
 
 impl ErrorCode {
     /// Every code, for the OpenAPI document and the tests.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidUtf8,
         ErrorCode::InvalidBody,
@@ -79,6 +87,10 @@ impl ErrorCode {
         ErrorCode::Overloaded,
         ErrorCode::ShuttingDown,
         ErrorCode::Internal,
+        ErrorCode::UnknownId,
+        ErrorCode::UnknownHead,
+        ErrorCode::UnknownLabel,
+        ErrorCode::StoreDisabled,
     ];
 
     /// The code as sent on the wire.
@@ -106,6 +118,10 @@ impl ErrorCode {
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Internal => "internal",
+            ErrorCode::UnknownId => "unknown_id",
+            ErrorCode::UnknownHead => "unknown_head",
+            ErrorCode::UnknownLabel => "unknown_label",
+            ErrorCode::StoreDisabled => "store_disabled",
         }
     }
 
@@ -125,13 +141,17 @@ impl ErrorCode {
             | ErrorCode::TextTooLong
             | ErrorCode::EmptyBatch
             | ErrorCode::BatchTooLarge
-            | ErrorCode::ModelRejected => StatusCode::UNPROCESSABLE_ENTITY,
+            | ErrorCode::ModelRejected
+            | ErrorCode::UnknownHead
+            | ErrorCode::UnknownLabel => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::AdminDisabled => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::NotFound | ErrorCode::UnknownId => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ErrorCode::Overloaded | ErrorCode::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::StoreDisabled => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -179,6 +199,14 @@ impl ErrorCode {
             }
             ErrorCode::ShuttingDown => "The server is shutting down.",
             ErrorCode::Internal => "A bug in the server; the cause is logged, not sent.",
+            ErrorCode::UnknownId => "No logged prediction has this id.",
+            ErrorCode::UnknownHead => "The model, or the logged prediction, has no such head.",
+            ErrorCode::UnknownLabel => {
+                "The label is not one of the head's labels (see GET /v1/model)."
+            }
+            ErrorCode::StoreDisabled => {
+                "The server keeps no prediction log (started with --db none)."
+            }
         }
     }
 }
@@ -272,7 +300,10 @@ mod tests {
             let status = code.status();
             let server_side = matches!(
                 code,
-                ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::Internal
+                ErrorCode::Overloaded
+                    | ErrorCode::ShuttingDown
+                    | ErrorCode::Internal
+                    | ErrorCode::StoreDisabled
             );
             assert_eq!(status.is_server_error(), server_side, "{code:?}");
             assert!(status.is_client_error() || server_side, "{code:?}");

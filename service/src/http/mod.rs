@@ -7,6 +7,9 @@
 //! | `POST /v1/classify/stream` | NDJSON in, NDJSON out, any length, with backpressure |
 //! | `GET /v1/model` | model id, heads, labels, training metrics |
 //! | `POST /v1/admin/reload` | hot reload (API key) |
+//! | `POST /v1/feedback` | a reviewer's correction of a logged prediction (API key) |
+//! | `GET /v1/review/queue` | logged predictions to review, most uncertain first (API key) |
+//! | `GET /v1/review/stats` | corrections per day, agreement per head (API key) |
 //! | `GET /healthz`, `GET /readyz` | liveness and readiness |
 //! | `GET /metrics` | Prometheus |
 //! | `GET /openapi.json` | OpenAPI 3.1 of all of it |
@@ -21,6 +24,7 @@ pub mod error;
 pub mod json;
 pub mod observe;
 pub mod openapi;
+pub mod review;
 pub mod server;
 pub mod state;
 pub mod wire;
@@ -42,12 +46,15 @@ pub use error::{ApiError, ErrorCode};
 pub use state::{ApiKey, AppState, ServedModel};
 
 /// Every route of the API with its method, as served and as documented in `/openapi.json`.
-pub const ROUTES: [(&str, &str); 9] = [
+pub const ROUTES: [(&str, &str); 12] = [
     ("POST", "/v1/classify"),
     ("POST", "/v1/classify/batch"),
     ("POST", "/v1/classify/stream"),
     ("GET", "/v1/model"),
     ("POST", "/v1/admin/reload"),
+    ("POST", "/v1/feedback"),
+    ("GET", "/v1/review/queue"),
+    ("GET", "/v1/review/stats"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -74,6 +81,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/classify/batch", post(classify::classify_batch))
         .route("/v1/classify/stream", post(classify::classify_stream))
         .route("/v1/admin/reload", post(admin::reload))
+        .route("/v1/feedback", post(review::feedback))
+        .route("/v1/review/queue", get(review::queue))
+        .route("/v1/review/stats", get(review::stats))
         .route_layer(from_fn_with_state(state.clone(), observe::guard));
     Router::new()
         .merge(guarded)

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::classify::{DEFAULT_TOP_K, MAX_TAG_CHARS, MAX_TOP_K};
 use super::config::Limits;
 use super::error::ErrorCode;
+use super::review::{DEFAULT_QUEUE_LIMIT, MAX_NOTE_CHARS, MAX_QUEUE_LIMIT};
 
 /// The document as bytes, built once.
 pub fn bytes() -> Bytes {
@@ -55,6 +56,14 @@ fn example_message(code: ErrorCode) -> &'static str {
         ErrorCode::Overloaded => "more than 1024 requests in flight; retry shortly",
         ErrorCode::ShuttingDown => "the server is shutting down",
         ErrorCode::Internal => "internal error",
+        ErrorCode::UnknownId => "no logged prediction has id \"PQRS-2026-000999\"",
+        ErrorCode::UnknownHead => "unknown head \"tipo\"; the model's heads are type, theme, area",
+        ErrorCode::UnknownLabel => {
+            "\"quejas\" is not a label of head type: felicitacion, peticion, queja, reclamo, sugerencia"
+        }
+        ErrorCode::StoreDisabled => {
+            "the server keeps no prediction log: start it with --db PATH (or without --db none)"
+        }
     }
 }
 
@@ -360,7 +369,7 @@ pub fn document() -> Value {
     let mut batch_example = classify_example();
     batch_example["id"] = json!("b-1");
     let status_ok = |status: &str| json!({"status": status, "model": "3f9a1c0b7d2e"});
-    json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "pqrs-router",
@@ -498,5 +507,188 @@ pub fn document() -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                 "description": "The key given to the server by --api-key or PQRS_API_KEY; without one the admin endpoints answer 403."}}
         }
+    });
+    add_review(&mut document);
+    document
+}
+
+/// Codes of the review endpoints' key and store checks.
+const REVIEW: [ErrorCode; 3] = [
+    ErrorCode::Unauthorized,
+    ErrorCode::AdminDisabled,
+    ErrorCode::StoreDisabled,
+];
+
+fn review_item_example() -> Value {
+    json!({
+        "id": "PQRS-2026-000123", "received_at": "2026-03-02T09:30:00.120-05:00", "channel": "web",
+        "text": "Soy [NOMBRE], llevo 3 meses sin recibir la cuota monetaria, mi cédula es [CEDULA]",
+        "model": "3f9a1c0b7d2e", "uncertainty": 0.04,
+        "heads": {
+            "type": {"label": "reclamo", "confidence": 0.48, "needs_review": true,
+                     "top_k": [{"label": "reclamo", "probability": 0.48}, {"label": "queja", "probability": 0.44}],
+                     "explanation": [{"ngram": "sin recibir", "weight": 0.91}, {"ngram": "cuota monetaria", "weight": 0.55}]},
+            "area": {"label": "subsidio", "confidence": 0.97, "needs_review": false,
+                     "top_k": [{"label": "subsidio", "probability": 0.97}], "explanation": [{"ngram": "cuota", "weight": 1.2}]}
+        },
+        "route": {"area": "subsidio", "delegate_queue": "subsidio-monetario", "due_at": "2026-03-24T23:59:59.000-05:00",
+                  "priority": "normal", "escalate": false, "human_review": true},
+        "corrections": [{"feedback_id": 7, "head": "area", "predicted_label": "subsidio", "correct_label": "subsidio",
+                         "agrees": true, "reviewer": "ana.qa", "note": null, "created_at": "2026-03-03T10:02:11.532-05:00"}]
     })
+}
+
+fn review_schemas() -> Value {
+    json!({
+        "FeedbackRequest": {
+            "type": "object", "additionalProperties": false, "required": ["id", "head", "correct_label", "reviewer"],
+            "properties": {
+                "id": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS,
+                       "description": "Id of a classified comment: the id sent with it, or the one the answer carried."},
+                "head": {"type": "string", "description": "A head of the served model (GET /v1/model)."},
+                "correct_label": {"type": "string", "description": "One of the head's labels (case, accents and spaces are forgiven)."},
+                "reviewer": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS},
+                "note": {"type": ["string", "null"], "maxLength": MAX_NOTE_CHARS, "description": "Stored masked."}
+            }
+        },
+        "FeedbackResponse": {
+            "type": "object",
+            "required": ["feedback_id", "id", "head", "predicted_label", "correct_label", "agrees", "reviewer", "note", "created_at"],
+            "properties": {
+                "feedback_id": {"type": "integer", "description": "Increases in the order corrections are stored."},
+                "id": {"type": "string"}, "head": {"type": "string"},
+                "predicted_label": {"type": "string", "description": "The head's label in the logged prediction."},
+                "correct_label": {"type": "string"},
+                "agrees": {"type": "boolean", "description": "correct_label == predicted_label."},
+                "reviewer": {"type": "string"}, "note": {"type": ["string", "null"]},
+                "created_at": {"type": "string", "format": "date-time"}
+            }
+        },
+        "Correction": {
+            "type": "object",
+            "required": ["feedback_id", "head", "predicted_label", "correct_label", "agrees", "reviewer", "note", "created_at"],
+            "properties": {
+                "feedback_id": {"type": "integer"}, "head": {"type": "string"}, "predicted_label": {"type": "string"},
+                "correct_label": {"type": "string"}, "agrees": {"type": "boolean"}, "reviewer": {"type": "string"},
+                "note": {"type": ["string", "null"]}, "created_at": {"type": "string", "format": "date-time"}
+            }
+        },
+        "ReviewItem": {
+            "type": "object",
+            "required": ["id", "received_at", "channel", "text", "model", "uncertainty", "heads", "route", "corrections"],
+            "properties": {
+                "id": {"type": "string"},
+                "received_at": {"type": "string", "format": "date-time"},
+                "channel": {"type": ["string", "null"]},
+                "text": {"type": "string", "description": "The comment with personal data masked."},
+                "model": {"type": "string", "description": "Model that classified it."},
+                "uncertainty": {"type": "number", "description": "Smallest margin p1 - p2 over the heads (the head's margin when the queue is filtered by head); lower is more uncertain."},
+                "heads": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/HeadAnswer"}},
+                "route": {"type": ["object", "null"], "description": "area, delegate_queue, due_at, priority, escalate, human_review."},
+                "corrections": {"type": "array", "items": {"$ref": "#/components/schemas/Correction"}}
+            }
+        },
+        "ReviewQueue": {
+            "type": "object", "required": ["items", "total"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/ReviewItem"}},
+                "total": {"type": "integer", "description": "Items matching the filter, all pages."}
+            }
+        },
+        "ReviewStats": {
+            "type": "object", "required": ["corrections_per_day", "agreement", "predictions_logged", "pending_review"],
+            "properties": {
+                "corrections_per_day": {"type": "array", "items": {"type": "object", "required": ["day", "count"],
+                    "properties": {"day": {"type": "string", "format": "date"}, "count": {"type": "integer"}}}},
+                "agreement": {"type": "object", "description": "Per head: the latest correction of each reviewed prediction.",
+                    "additionalProperties": {"type": "object", "required": ["reviewed", "agreed", "rate"], "properties": {
+                        "reviewed": {"type": "integer"}, "agreed": {"type": "integer"},
+                        "rate": {"type": ["number", "null"], "description": "agreed / reviewed; null before the first review."}}}},
+                "predictions_logged": {"type": "integer"},
+                "pending_review": {"type": "integer", "description": "Predictions with a head not yet corrected."}
+            }
+        }
+    })
+}
+
+fn add_review(document: &mut Value) {
+    let query = |name: &str, description: &str, schema: Value| json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema});
+    let mut feedback_responses = serde_json::Map::new();
+    feedback_responses.insert(
+        "201".into(),
+        ok_json(
+            "Stored and committed.",
+            "FeedbackResponse",
+            json!({"feedback_id": 8, "id": "PQRS-2026-000123", "head": "type", "predicted_label": "reclamo",
+                   "correct_label": "queja", "agrees": false, "reviewer": "ana.qa", "note": "pide trato digno, no un pago",
+                   "created_at": "2026-03-03T10:04:52.118-05:00"}),
+        ),
+    );
+    feedback_responses.extend(error_responses(&codes(&[
+        &BODY,
+        &REVIEW,
+        &[
+            ErrorCode::InvalidValue,
+            ErrorCode::UnknownId,
+            ErrorCode::UnknownHead,
+            ErrorCode::UnknownLabel,
+        ],
+        &GUARDED,
+    ])));
+    let paths = json!({
+        "/v1/feedback": {"post": {
+            "operationId": "feedback",
+            "summary": "Correct (or confirm) one head of a logged prediction; every correction is kept",
+            "description": "The 201 is sent once the correction is committed. A comment classified before this request \
+                is found even if the log writer had not written it yet.",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": true, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/FeedbackRequest"},
+                "examples": {"example": {"value": {"id": "PQRS-2026-000123", "head": "type", "correct_label": "queja",
+                                                   "reviewer": "ana.qa", "note": "pide trato digno, no un pago"}}}
+            }}},
+            "responses": Value::Object(feedback_responses),
+        }},
+        "/v1/review/queue": {"get": {
+            "operationId": "reviewQueue",
+            "summary": "Logged predictions not yet corrected on every head, most uncertain first (active learning)",
+            "security": [{"bearer": []}],
+            "parameters": [
+                query("head", "Only this head: ordered by its margin; items whose head is corrected are left out.", json!({"type": "string"})),
+                query("label", "Only items with this label on head (or on any head).", json!({"type": "string"})),
+                query("area", "Only this area.", json!({"type": "string"})),
+                query("from", "Received on or after this date (the date written in received_at).", json!({"type": "string", "format": "date"})),
+                query("to", "Received on or before this date.", json!({"type": "string", "format": "date"})),
+                query("limit", "Items per page.", json!({"type": "integer", "minimum": 1, "maximum": MAX_QUEUE_LIMIT, "default": DEFAULT_QUEUE_LIMIT})),
+                query("offset", "Items skipped.", json!({"type": "integer", "minimum": 0, "default": 0}))
+            ],
+            "responses": responses(
+                ok_json("One page of the queue.", "ReviewQueue", json!({"items": [review_item_example()], "total": 214})),
+                error_responses(&codes(&[&REVIEW, &[ErrorCode::InvalidValue, ErrorCode::UnknownField, ErrorCode::UnknownHead], &GUARDED])),
+            ),
+        }},
+        "/v1/review/stats": {"get": {
+            "operationId": "reviewStats",
+            "summary": "Corrections per day, agreement per head, predictions logged and pending review",
+            "security": [{"bearer": []}],
+            "responses": responses(
+                ok_json("The dashboard figures.", "ReviewStats", json!({
+                    "corrections_per_day": [{"day": "2026-03-02", "count": 31}, {"day": "2026-03-03", "count": 12}],
+                    "agreement": {"type": {"reviewed": 40, "agreed": 33, "rate": 0.825},
+                                  "theme": {"reviewed": 0, "agreed": 0, "rate": null}},
+                    "predictions_logged": 5120, "pending_review": 4977
+                })),
+                error_responses(&codes(&[&REVIEW, &GUARDED])),
+            ),
+        }}
+    });
+    if let (Some(all), Value::Object(review)) = (document["paths"].as_object_mut(), paths) {
+        all.extend(review);
+    }
+    if let (Some(all), Value::Object(review)) = (
+        document["components"]["schemas"].as_object_mut(),
+        review_schemas(),
+    ) {
+        all.extend(review);
+    }
 }

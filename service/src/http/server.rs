@@ -1,5 +1,6 @@
-//! Running the application on a socket: load the model, bind, announce the address, reload on SIGHUP, and on
-//! SIGTERM or SIGINT stop accepting, let requests in flight finish (up to a deadline) and exit.
+//! Running the application on a socket: load the model, open the prediction log, bind, announce the address,
+//! reload on SIGHUP, and on SIGTERM or SIGINT stop accepting, let requests in flight finish (up to a deadline),
+//! commit what the prediction log holds and exit.
 
 use std::time::Duration;
 
@@ -32,7 +33,26 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             .await
             .context("the model loading task failed")??;
     tracing::info!(model = %model.info.id, path = %path.display(), "model loaded");
-    let state = AppState::new(model, path, api_key, config.limits).map_err(anyhow::Error::msg)?;
+    let prediction_log = match config.db.clone() {
+        Some(db) => {
+            let log = tokio::task::spawn_blocking(move || {
+                crate::store::PredictionLog::open(&db)
+                    .with_context(|| format!("opening the prediction log {}", db.display()))
+            })
+            .await
+            .context("the database opening task failed")??;
+            tracing::info!(db = %log.path().display(), "logging predictions");
+            Some(log)
+        }
+        None => {
+            tracing::info!(
+                "no prediction log (--db none): feedback and review endpoints are disabled"
+            );
+            None
+        }
+    };
+    let state = AppState::with_prediction_log(model, path, api_key, config.limits, prediction_log)
+        .map_err(anyhow::Error::msg)?;
 
     let listener = TcpListener::bind(config.addr)
         .await
@@ -62,7 +82,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         // Answers are one small write; waiting for Nagle's algorithm would only add latency.
         let _ = tcp.set_nodelay(true);
     });
-    let server = axum::serve(listener, super::app(state)).with_graceful_shutdown(shutdown);
+    let server = axum::serve(listener, super::app(state.clone())).with_graceful_shutdown(shutdown);
     tokio::select! {
         served = server.into_future() => served.context("serving")?,
         () = deadline(stop_rx, config.shutdown_timeout) => {
@@ -71,6 +91,16 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
                 "requests still in flight at the shutdown deadline; exiting anyway"
             );
         }
+    }
+    if let Some(log) = state.prediction_log() {
+        log.close().await;
+        let counts = log.counts();
+        tracing::info!(
+            committed = counts.committed(),
+            dropped = counts.dropped(),
+            failed = counts.failed(),
+            "prediction log closed"
+        );
     }
     tracing::info!("stopped");
     Ok(())

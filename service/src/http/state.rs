@@ -1,5 +1,5 @@
 //! What every request shares: the served model behind an atomic pointer (hot reload swaps it whole), the API key,
-//! the limits, the concurrency budget and the drain flag.
+//! the limits, the concurrency budget, the drain flag and the prediction log.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, Semaphore};
 use super::config::Limits;
 use super::error::{ApiError, ErrorCode};
 use super::observe;
+use crate::store::PredictionLog;
 
 /// A model ready to serve: the weights, their routing rules and the metric handles of its labels.
 #[derive(Debug)]
@@ -154,6 +155,7 @@ struct Shared {
     draining: AtomicBool,
     classified: AtomicU64,
     flagged_for_review: AtomicU64,
+    prediction_log: Option<PredictionLog>,
 }
 
 /// What a successful reload did.
@@ -168,12 +170,25 @@ pub struct Reloaded {
 }
 
 impl AppState {
-    /// State serving `model`, read from `path`. Installs the metrics recorder on first use.
+    /// State serving `model`, read from `path`, without a prediction log. Installs the metrics recorder on first
+    /// use.
     pub fn new(
         model: Model,
         path: PathBuf,
         api_key: Option<ApiKey>,
         limits: Limits,
+    ) -> Result<Self, String> {
+        Self::with_prediction_log(model, path, api_key, limits, None)
+    }
+
+    /// State serving `model` that logs every classified comment to `prediction_log` (`None`: no log, and the
+    /// feedback and review endpoints answer `store_disabled`).
+    pub fn with_prediction_log(
+        model: Model,
+        path: PathBuf,
+        api_key: Option<ApiKey>,
+        limits: Limits,
+        prediction_log: Option<PredictionLog>,
     ) -> Result<Self, String> {
         limits.validate()?;
         observe::install();
@@ -189,6 +204,7 @@ impl AppState {
                 draining: AtomicBool::new(false),
                 classified: AtomicU64::new(0),
                 flagged_for_review: AtomicU64::new(0),
+                prediction_log,
             }),
         })
     }
@@ -206,6 +222,11 @@ impl AppState {
     /// The API key, when one is configured.
     pub fn api_key(&self) -> Option<&ApiKey> {
         self.inner.api_key.as_ref()
+    }
+
+    /// The prediction log, when the server keeps one.
+    pub fn prediction_log(&self) -> Option<&PredictionLog> {
+        self.inner.prediction_log.as_ref()
     }
 
     pub(crate) fn concurrency(&self) -> &Arc<Semaphore> {
