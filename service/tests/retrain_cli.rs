@@ -251,7 +251,7 @@ fn retrain_promotes_with_lineage_refuses_a_worse_candidate_and_forces() {
 fn retrain_explains_what_it_cannot_read() {
     let s = setup();
     let dir = s.dir.path();
-    // A SQLite database is named by its first bytes; this build reads the exported files.
+    // A SQLite database is named by its first bytes; a damaged one is reported as such.
     let mut database = b"SQLite format 3\0".to_vec();
     database.resize(4096, 0);
     std::fs::write(dir.join("pqrs.sqlite3"), database).unwrap();
@@ -260,7 +260,7 @@ fn retrain_explains_what_it_cannot_read() {
     let out = pqrs(dir, &args);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("pqrs feedback export"),
+        text(&out).contains("reading corrections from"),
         "{}",
         text(&out)
     );

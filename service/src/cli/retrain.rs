@@ -102,12 +102,23 @@ pub fn read_feedback(path: &Path, heads: &[String]) -> anyhow::Result<Vec<Feedba
         .is_ok()
         && &magic == SQLITE_MAGIC;
     if is_database {
-        bail!(
-            "{} is a feedback database; this build reads exported feedback files: run \
-             `pqrs feedback export --db {} --out feedback.csv` and pass --feedback feedback.csv",
-            path.display(),
-            path.display()
-        );
+        // Labels are normalised as the datasets reader normalises an exported file's, so both paths agree.
+        let rows = service::store::export_feedback(path)
+            .with_context(|| format!("reading corrections from {}", path.display()))?;
+        return Ok(rows
+            .into_iter()
+            .map(|row| FeedbackRow {
+                id: Some(row.id),
+                text: row.text,
+                labels: row
+                    .labels
+                    .into_iter()
+                    .filter(|(head, _)| heads.contains(head))
+                    .map(|(head, label)| (head, datasets::normalize_label(&label)))
+                    .collect(),
+            })
+            .filter(|row| !row.labels.is_empty())
+            .collect());
     }
     // One read per head, through the datasets reader: a row is accepted for a head when it has that head's label,
     // so the reader's "missing label" rejections are simply the heads a reviewer did not correct.
