@@ -13,7 +13,8 @@
 
   const percent = new Intl.NumberFormat('es-CO', { style: 'percent', maximumFractionDigits: 0 });
   const integer = new Intl.NumberFormat('es-CO');
-  const dateTime = new Intl.DateTimeFormat('es-CO', { dateStyle: 'medium', timeStyle: 'short' });
+  // Comments are received in Colombia; their times are shown there whatever the reviewer's machine says.
+  const dateTime = new Intl.DateTimeFormat('es-CO', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'America/Bogota' });
 
   const state = {
     key: sessionStorage.getItem(KEY_STORAGE),

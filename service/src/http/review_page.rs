@@ -81,7 +81,10 @@ fn answer(asset: &Asset, tag: &'static str, request: &HeaderMap) -> Response {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ),
-        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
     ];
     if matches(request, tag) {
         return (StatusCode::NOT_MODIFIED, common).into_response();
@@ -159,7 +162,10 @@ mod tests {
             assert_eq!(headers[header::CACHE_CONTROL], "no-cache", "{path}");
             assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
             assert_eq!(headers[header::ETAG], etag(asset.body).as_str(), "{path}");
-            assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY), "{path}");
+            assert!(
+                headers.contains_key(header::CONTENT_SECURITY_POLICY),
+                "{path}"
+            );
             assert_eq!(body, asset.body, "{path}");
         }
     }
@@ -196,8 +202,14 @@ mod tests {
         assert!(PAGE.body.contains("href=\"/review/app.css\""));
         // No CDN, font service or analytics: the page must work on a network without the internet.
         for asset in [&PAGE, &SCRIPT, &STYLE] {
-            assert!(!asset.body.contains("http://"), "an absolute URL in an asset");
-            assert!(!asset.body.contains("https://"), "an absolute URL in an asset");
+            assert!(
+                !asset.body.contains("http://"),
+                "an absolute URL in an asset"
+            );
+            assert!(
+                !asset.body.contains("https://"),
+                "an absolute URL in an asset"
+            );
             assert!(!asset.body.contains("//cdn"), "a CDN in an asset");
         }
         // The content security policy forbids inline scripts and styles, so the page must not rely on them.
