@@ -426,16 +426,29 @@
     announce(`Dimensión activa: ${headName(heads[next])}`);
   }
 
+  /** Reviews on their way to the server, as `id NUL head`. */
+  const sending = new Set();
+
   /** Sends one review (a confirmation when `label` is the prediction) and moves on to what is left to review. */
   async function review(index, head, label) {
     const item = state.items[index];
     if (!item) return;
+    // Corrections are append-only: a double press or a repeated shortcut must not store the same review twice.
+    const already = reviewedOf(item)[head];
+    const busyKey = `${item.id}\u0000${head}`;
+    if (sending.has(busyKey)) return;
+    if (already && already.label === label) {
+      announce(`${headName(head)} ya está revisada como «${labelText(label)}».`);
+      return;
+    }
     const note = $(`#item-${index}-note`).value.trim();
     const body = { id: item.id, head, correct_label: label, reviewer: state.reviewer };
     if (note) body.note = note;
     const fieldset = $(`#item-${index}-${CSS.escape(head)}`);
     fieldset.setAttribute('aria-busy', 'true');
+    sending.add(busyKey);
     const stored = await guarded(() => api('/v1/feedback', { method: 'POST', body }));
+    sending.delete(busyKey);
     fieldset.removeAttribute('aria-busy');
     if (!stored) return;
     clearAlert();
