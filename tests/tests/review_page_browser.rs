@@ -154,21 +154,44 @@ async fn wait_for(browser: &Client, css: &str) -> Element {
         .unwrap_or_else(|e| panic!("the page never showed `{css}`: {e}"))
 }
 
-/// Waits until the page's alert box says something containing `expected`, and returns the whole message.
-async fn wait_for_alert(browser: &Client, expected: &str) -> String {
+/// Waits until the element matching `css` is displayed and its text contains `expected`; returns the whole text.
+async fn wait_for_text(browser: &Client, css: &str, expected: &str) -> String {
     let started = Instant::now();
     loop {
-        let alert = browser
-            .find(Locator::Css("#alert"))
-            .await
-            .expect("the page has an alert box");
-        let text = alert.text().await.unwrap_or_default();
-        if alert.is_displayed().await.unwrap_or(false) && text.contains(expected) {
-            return text;
+        let mut text = String::new();
+        if let Ok(element) = browser.find(Locator::Css(css)).await {
+            text = element.text().await.unwrap_or_default();
+            if element.is_displayed().await.unwrap_or(false) && text.contains(expected) {
+                return text;
+            }
         }
         assert!(
             started.elapsed() < PATIENCE,
-            "the alert never said {expected:?}; it says {text:?}"
+            "`{css}` never said {expected:?}; it says {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the agreement table's row of `head` starts with the cells `expected` (reviewed, agreed).
+async fn wait_for_cells(browser: &Client, head: &str, expected: &[&str]) {
+    let css = format!("#agreement-table tr[data-head=\"{head}\"] td");
+    let started = Instant::now();
+    loop {
+        let mut cells = Vec::new();
+        for cell in browser
+            .find_all(Locator::Css(&css))
+            .await
+            .unwrap_or_default()
+        {
+            cells.push(cell.text().await.unwrap_or_default().trim().to_string());
+        }
+        if cells.len() >= expected.len() && cells[..expected.len()] == *expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the dashboard row of {head} never read {expected:?}; it reads {cells:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -276,7 +299,7 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
         .click()
         .await
         .unwrap();
-    let refusal = wait_for_alert(&browser, "no es válida").await;
+    let refusal = wait_for_text(&browser, "#alert", "no es válida").await;
     assert!(refusal.contains("clave"), "{refusal}");
     assert!(
         browser
@@ -380,14 +403,10 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
         .unwrap();
     assert!(result.starts_with("Confirmada"), "{result}");
 
-    // The dashboard follows the reviews.
-    let row = wait_for(
-        &browser,
-        &format!("#agreement-table tr[data-head=\"{head}\"]"),
-    )
-    .await;
-    let cells = row.text().await.unwrap();
-    assert!(cells.contains('1'), "{cells}");
+    // The dashboard follows the reviews: for the corrected head one reviewed and none agreed, for the confirmed
+    // head one of one.
+    wait_for_cells(&browser, &head, &["1", "0"]).await;
+    wait_for_cells(&browser, &confirmed_head, &["1", "1"]).await;
 
     let png = browser.screenshot().await.expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
@@ -438,7 +457,7 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
     drop(server);
     let current = wait_for(&browser, "#queue li.item.current").await;
     current.send_keys("r").await.unwrap();
-    let message = wait_for_alert(&browser, "No se pudo contactar el servidor").await;
+    let message = wait_for_text(&browser, "#alert", "No se pudo contactar el servidor").await;
     assert!(message.contains("Reintentar"), "no retry button: {message}");
     browser.close().await.unwrap();
 }

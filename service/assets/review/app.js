@@ -280,7 +280,7 @@
         const predicted = item.heads[correction.head] ? item.heads[correction.head].label : null;
         known[correction.head] = {
           label: correction.correct_label,
-          agrees: correction.correct_label === predicted,
+          agrees: correction.agrees ?? correction.correct_label === predicted,
           reviewer: correction.reviewer,
         };
       }
