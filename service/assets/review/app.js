@@ -195,7 +195,12 @@
     return { folded, starts, ends };
   }
 
-  /** Spans `[start, end)` of `text` where each head's explanation n-grams occur, with the head and weight. */
+  const WORD_CHARACTER = /[\p{L}\p{N}]/u;
+
+  /**
+   * Spans `[start, end)` of `text` where each head's explanation n-grams occur, with the head and weight. A match
+   * inside a word (the model's character n-grams) is widened to the whole word, so that the reviewer reads words.
+   */
   function explanationSpans(text, heads) {
     const { folded, starts, ends } = fold(text);
     const spans = [];
@@ -205,38 +210,46 @@
         // Placeholders (#telefono, #id…) stand for text that masking has already replaced.
         if (ngram.length < 2 || ngram.startsWith('#')) continue;
         for (let at = folded.indexOf(ngram); at !== -1; at = folded.indexOf(ngram, at + 1)) {
-          spans.push({ start: starts[at], end: ends[at + ngram.length - 1], head, ngram: evidence.ngram, weight: evidence.weight });
+          let start = starts[at];
+          let end = ends[at + ngram.length - 1];
+          while (start > 0 && WORD_CHARACTER.test(text[start - 1])) start--;
+          while (end < text.length && WORD_CHARACTER.test(text[end])) end++;
+          spans.push({ start, end, head, ngram: evidence.ngram, weight: evidence.weight });
         }
       }
     }
     return spans;
   }
 
+  /** Overlapping spans joined into regions, each with the spans it holds. */
+  function regions(spans) {
+    const sorted = [...spans].sort((a, b) => a.start - b.start || b.end - a.end);
+    const joined = [];
+    for (const span of sorted) {
+      const last = joined[joined.length - 1];
+      if (last && span.start < last.end) {
+        last.end = Math.max(last.end, span.end);
+        last.spans.push(span);
+      } else {
+        joined.push({ start: span.start, end: span.end, spans: [span] });
+      }
+    }
+    return joined;
+  }
+
   /** The comment as text nodes and <mark> elements; each mark lists the heads whose explanation it is part of. */
   function highlightedText(text, heads) {
-    const spans = explanationSpans(text, heads);
-    const cuts = new Set([0, text.length]);
-    for (const span of spans) {
-      cuts.add(span.start);
-      cuts.add(span.end);
-    }
-    const points = [...cuts].sort((a, b) => a - b);
     const nodes = [];
-    for (let i = 0; i + 1 < points.length; i++) {
-      const [start, end] = [points[i], points[i + 1]];
-      const piece = text.slice(start, end);
-      const covering = spans.filter((s) => s.start <= start && s.end >= end);
-      if (covering.length === 0) {
-        nodes.push(document.createTextNode(piece));
-        continue;
-      }
-      const headsHere = [...new Set(covering.map((s) => s.head))];
-      const title = covering
-        .map((s) => `${headName(s.head)}: «${s.ngram}» +${s.weight.toFixed(2)}`)
-        .filter((line, index, all) => all.indexOf(line) === index)
+    let at = 0;
+    for (const region of regions(explanationSpans(text, heads))) {
+      if (region.start > at) nodes.push(document.createTextNode(text.slice(at, region.start)));
+      const headsHere = [...new Set(region.spans.map((s) => s.head))];
+      const title = [...new Set(region.spans.map((s) => `${headName(s.head)}: «${s.ngram}» +${s.weight.toFixed(2)}`))]
         .join('\n');
-      nodes.push(el('mark', { 'data-heads': headsHere.join(' '), title }, piece));
+      nodes.push(el('mark', { 'data-heads': headsHere.join(' '), title }, text.slice(region.start, region.end)));
+      at = region.end;
     }
+    if (at < text.length) nodes.push(document.createTextNode(text.slice(at)));
     return nodes;
   }
 
@@ -490,7 +503,10 @@
     $('#pending-review').textContent = integer.format(stats.pending_review ?? 0);
     const days = stats.corrections_per_day || [];
     $('#corrections-total').textContent = integer.format(days.reduce((sum, d) => sum + d.count, 0));
-    const agreement = Object.entries(stats.agreement || {});
+    // The model's order of heads (the API lists them by name).
+    const order = modelHeads().map((h) => h.name);
+    const rank = (head) => (order.includes(head) ? order.indexOf(head) : order.length);
+    const agreement = Object.entries(stats.agreement || {}).sort(([a], [b]) => rank(a) - rank(b));
     $('#agreement-table tbody').replaceChildren(...(agreement.length === 0
       ? [el('tr', {}, el('td', { colspan: '4' }, 'Aún no hay revisiones.'))]
       : agreement.map(([head, a]) => el('tr', { 'data-head': head },
