@@ -253,8 +253,7 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
     let chromedriver =
         std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
     let mut driver = Command::new(&chromedriver);
-    // A Spanish browser, as the page's users have: dates in the filters read dd/mm/aaaa.
-    driver.arg("--port=0").env("LANGUAGE", "es_CO:es");
+    driver.arg("--port=0");
     let (_driver, port) = start_and_read(
         driver,
         "started successfully on port ",
@@ -268,7 +267,7 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
             "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1400,1800", "--lang=es-CO",
+                "--disable-dev-shm-usage", "--window-size=1400,1800",
                 format!("--user-data-dir={}", profile.display()),
             ],
         },
