@@ -11,6 +11,7 @@
 //! `PQRS_REVIEW_SCREENSHOT` (a PNG of the page with the queue loaded; default `/tmp/review-page.png`).
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -59,11 +60,16 @@ fn pqrs_binary() -> PathBuf {
     binary
 }
 
-/// A child process that is killed when the test ends, whether it passed or not.
+/// A child process, in a process group of its own, that is killed with its whole group when the test ends, whether
+/// it passed or not: chromedriver's Chromium processes must not outlive a failed test.
 struct Process(Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -72,6 +78,7 @@ impl Drop for Process {
 /// Starts `command` with stdout piped and returns the part of the first stdout line that starts with `prefix`.
 fn start_and_read(mut command: Command, prefix: &str, log: &Path) -> (Process, String) {
     let mut child = command
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).expect("the log file is created"))
         .spawn()
