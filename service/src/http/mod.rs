@@ -13,6 +13,7 @@
 //! | `GET /healthz`, `GET /readyz` | liveness and readiness |
 //! | `GET /metrics` | Prometheus |
 //! | `GET /openapi.json` | OpenAPI 3.1 of all of it |
+//! | `GET /review` | the review page for QA staff (HTML, see [`review_page`]) |
 //!
 //! [`app`] builds the router from an [`AppState`]; [`server::run`] binds, serves, reloads on SIGHUP and shuts down
 //! gracefully. Wire types live in [`wire`] and are converted by hand from the domain types.
@@ -25,6 +26,7 @@ pub mod json;
 pub mod observe;
 pub mod openapi;
 pub mod review;
+pub mod review_page;
 pub mod server;
 pub mod state;
 pub mod wire;
@@ -92,6 +94,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
         .route("/openapi.json", get(admin::openapi_json))
+        .merge(review_page::routes())
         .fallback(admin::not_found)
         .method_not_allowed_fallback(admin::method_not_allowed)
         // Bodies are read and limited by `json`, per route, with JSON errors.
