@@ -90,7 +90,9 @@ impl Drop for Spawned {
 fn spawn_server(pqrs: &std::path::Path) -> anyhow::Result<(Spawned, SocketAddr)> {
     use std::io::BufRead;
     let mut child = std::process::Command::new(pqrs)
-        .args(["serve", "--addr", "127.0.0.1:0"])
+        // Without a prediction log: these runs measure classification; the log's own cost is measured apart
+        // (RESULTS.md, "HTTP service"), and a benchmark must not fill the user's data directory.
+        .args(["serve", "--addr", "127.0.0.1:0", "--db", "none"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", pqrs.display()))?;
