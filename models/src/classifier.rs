@@ -541,16 +541,6 @@ impl LinearModel {
                 let width = head.labels.len();
                 let weights = &row_weights[at..at + width];
                 at += width;
-                // Most rows cannot enter the list: a bound from a sum in lanes rules them out without the exact
-                // sum below, a chain of dependent additions that would dominate the explanation's time.
-                let floor = match list.last() {
-                    Some(last) if list.len() >= n => f64::from(last.weight),
-                    _ => 0.0,
-                };
-                let bound = contribution_bound(value, weights, label);
-                if bound <= 0.0 || bound < floor {
-                    continue;
-                }
                 // Contribution of a row: its value times (weight for the label − mean weight of the head's
                 // labels), so that n-grams common to every label do not crowd out the ones that discriminate.
                 let mean = weights.iter().sum::<f32>() / width as f32;
@@ -566,34 +556,6 @@ impl LinearModel {
             }
         }
     }
-}
-
-/// An upper bound of the contribution `value · (weights[label] − mean)` that [`LinearModel::rank_evidence`]
-/// computes in `f32` with a sequential sum. Here the sum runs in eight lanes (which the compiler vectorises); any
-/// two summation orders of `n` values differ by at most about `n · 2⁻²⁴ · Σ|w|`, so the mean by at most about
-/// `2⁻²⁴ · Σ|w|`, and the margin of `10⁻⁶ · (Σ|w| + |w_label|)` (over 16 times that, plus the rounding of the
-/// product) keeps the bound above the exact figure.
-fn contribution_bound(value: f32, weights: &[f32], label: usize) -> f64 {
-    const LANES: usize = 8;
-    let mut sums = [0.0f32; LANES];
-    let mut magnitudes = [0.0f32; LANES];
-    let mut chunks = weights.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for lane in 0..LANES {
-            sums[lane] += chunk[lane];
-            magnitudes[lane] += chunk[lane].abs();
-        }
-    }
-    for (lane, &w) in chunks.remainder().iter().enumerate() {
-        sums[lane] += w;
-        magnitudes[lane] += w.abs();
-    }
-    let n = weights.len() as f64;
-    let mean = sums.iter().map(|&s| f64::from(s)).sum::<f64>() / n;
-    let magnitude = magnitudes.iter().map(|&m| f64::from(m)).sum::<f64>();
-    let label_weight = f64::from(weights[label]);
-    let value = f64::from(value);
-    value * (label_weight - mean) + value.abs() * 1e-6 * (magnitude + label_weight.abs())
 }
 
 /// Offers `ranked` to `list`, which holds at most `n` pieces of evidence with distinct text, strongest first.
@@ -672,8 +634,10 @@ fn tfidf_from_sorted<T: Copy>(
         while j < items.len() && row_of(items[j]) == row {
             j += 1;
         }
-        let tf = (j - i) as f32;
-        let value = (1.0 + tf.ln()) * idf[row as usize];
+        // Most n-grams occur once, and ln 1 = 0 exactly: no need to call ln for them.
+        let tf = j - i;
+        let sublinear = if tf == 1 { 1.0 } else { 1.0 + (tf as f32).ln() };
+        let value = sublinear * idf[row as usize];
         norms[usize::from(row >= first_char_row)] += value * value;
         first_of_row(vector.len(), items[i]);
         vector.push((row, value));
