@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use super::due::HealthRisk;
@@ -205,17 +206,19 @@ struct IndexedCue {
 }
 
 /// Every distinct cue word of the rules, with lookups from a comment's folded word to the cue words it matches.
+/// A comment costs a few lookups per word, so the maps use foldhash rather than the standard library's SipHash
+/// (whose resistance to chosen collisions buys nothing for a fixed, trusted key set).
 #[derive(Debug, Clone, PartialEq, Default)]
 struct CueIndex {
     words: Vec<CueWord>,
     /// Whole-word cue words by their folded text.
-    exact: HashMap<String, usize>,
+    exact: HashMap<String, usize, RandomState>,
     /// Prefix cue words by their stem.
-    prefixes: HashMap<String, usize>,
+    prefixes: HashMap<String, usize, RandomState>,
     /// Longest prefix stem, in bytes: longer prefixes of a word need no lookup.
     longest_prefix: usize,
     /// Whole-word cue words that tolerate a typo, under their own text and each of their one-character deletions.
-    near: HashMap<String, Vec<usize>>,
+    near: HashMap<String, Vec<usize>, RandomState>,
 }
 
 impl CueIndex {
