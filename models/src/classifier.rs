@@ -9,7 +9,9 @@
 //! out-of-vocabulary terms). Each row holds the weights of *all* heads' classes side by side, so one feature
 //! costs one contiguous read of `total_classes` floats.
 
-use crate::features::{FeatureConfig, FeatureScratch, Featurizer};
+use std::cmp::Ordering;
+
+use crate::features::{FeatureConfig, FeatureScratch, Featurizer, NgramSpan};
 use crate::normalize::{NormalizeScratch, Normalizer, NormalizerConfig};
 use crate::prediction::{Evidence, HeadPrediction, Prediction, Scored};
 
@@ -76,10 +78,53 @@ pub struct Scratch {
     pub probabilities: Vec<f32>,
     /// Chosen label index of each head for the last comment (see [`LinearModel::decode`]).
     pub chosen: Vec<usize>,
-    /// N-grams an explanation may quote: (index in `vector`, byte span in `normalized`).
-    candidates: Vec<(usize, usize, usize)>,
-    seen: Vec<bool>,
+    /// While explaining: one key per feature occurrence, `row << 32 | ineligible << 31 | occurrence`, so that
+    /// sorting groups a row's occurrences and puts its first quotable one first.
+    keyed_rows: Vec<u64>,
+    /// While explaining: the span of each feature occurrence, indexed by the key's occurrence number.
+    spans: Vec<NgramSpan>,
+    /// N-grams an explanation may quote: one per row of `vector`, at its first quotable occurrence.
+    candidates: Vec<Candidate>,
+    /// Per head, the strongest evidence found so far, strongest first.
+    strongest: Vec<Vec<Ranked>>,
+    /// Indices of one head's labels in top-k order.
+    order: Vec<usize>,
 }
+
+/// A row of the comment's vector that an explanation may quote.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    /// Index in `Scratch::vector`.
+    index: usize,
+    /// Where the row first occurs, quotably, in the normalised text.
+    span: NgramSpan,
+    /// Occurrence number: the order in which the featuriser emitted it.
+    occurrence: u32,
+}
+
+/// A piece of evidence for one head: a candidate and its contribution to the chosen label.
+#[derive(Debug, Clone, Copy)]
+struct Ranked {
+    weight: f32,
+    span: NgramSpan,
+    occurrence: u32,
+}
+
+impl Ranked {
+    /// Explanation order: strongest first, then earliest in the text, then first emitted.
+    fn order(&self, other: &Self) -> Ordering {
+        other
+            .weight
+            .total_cmp(&self.weight)
+            .then(self.span.start.cmp(&other.span.start))
+            .then(self.occurrence.cmp(&other.occurrence))
+    }
+}
+
+/// Occurrence numbers take 31 bits of a key; occurrences past this one are counted but never quoted.
+const MAX_OCCURRENCE: u32 = (1 << 31) - 1;
+/// The key bit of an occurrence too short to quote.
+const UNQUOTABLE: u64 = 1 << 31;
 
 /// What [`LinearModel::predict`] should include.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,10 +272,76 @@ impl LinearModel {
         tfidf_from_rows(rows, &self.idf, first_char, &mut scratch.vector);
     }
 
+    /// [`LinearModel::vectorize`], also collecting in `scratch.candidates` the n-grams an explanation may quote:
+    /// the first occurrence of every row, leaving out ubiquitous words ("que", "me") and one-letter fragments,
+    /// which explain nothing to a reader even when their weight is positive. The vector is the same, value for
+    /// value: only the sort key carries the occurrences along.
+    fn vectorize_with_candidates(&self, text: &str, scratch: &mut Scratch) {
+        let Scratch {
+            normalize,
+            features,
+            normalized,
+            vector,
+            keyed_rows,
+            spans,
+            candidates,
+            ..
+        } = scratch;
+        Normalizer::new(self.normalizer).normalize_into(text, normalized, normalize);
+        let featurizer = Featurizer::new(self.features);
+        keyed_rows.clear();
+        spans.clear();
+        let row_of_bucket = &self.row_of_bucket;
+        featurizer.for_each(normalized, features, |bucket, span| {
+            let row = row_of_bucket[bucket as usize];
+            if row == UNSEEN {
+                return;
+            }
+            let mut key = u64::from(row) << 32;
+            match u32::try_from(spans.len()) {
+                Ok(occurrence) if occurrence < MAX_OCCURRENCE => {
+                    if span.end - span.start < 2 {
+                        key |= UNQUOTABLE;
+                    }
+                    key |= u64::from(occurrence);
+                    spans.push(span);
+                }
+                _ => key |= UNQUOTABLE | u64::from(MAX_OCCURRENCE),
+            }
+            keyed_rows.push(key);
+        });
+        keyed_rows.sort_unstable();
+        candidates.clear();
+        let first_char = first_char_row(&self.row_of_bucket, featurizer.first_char_bucket());
+        tfidf_from_sorted(
+            keyed_rows,
+            |key| (key >> 32) as u32,
+            &self.idf,
+            first_char,
+            vector,
+            |index, first_key| {
+                let row = (first_key >> 32) as usize;
+                if first_key & UNQUOTABLE != 0 || self.idf[row] < EXPLAIN_MIN_IDF {
+                    return;
+                }
+                let occurrence = (first_key & u64::from(MAX_OCCURRENCE)) as u32;
+                candidates.push(Candidate {
+                    index,
+                    span: spans[occurrence as usize],
+                    occurrence,
+                });
+            },
+        );
+    }
+
     /// Scores `text` into `scratch.probabilities` (all heads, calibrated and parent-constrained). The hot path:
     /// no allocation once `scratch` has grown.
     pub fn score(&self, text: &str, scratch: &mut Scratch) {
         self.vectorize(text, scratch);
+        self.score_vectorized(scratch);
+    }
+
+    fn score_vectorized(&self, scratch: &mut Scratch) {
         let Scratch {
             vector,
             probabilities,
@@ -347,11 +458,16 @@ impl LinearModel {
         options: PredictOptions,
         scratch: &mut Scratch,
     ) -> Prediction {
-        self.score(text, scratch);
+        if options.explain > 0 {
+            self.vectorize_with_candidates(text, scratch);
+        } else {
+            self.vectorize(text, scratch);
+        }
+        self.score_vectorized(scratch);
         let mut chosen = std::mem::take(&mut scratch.chosen);
         self.decode(&scratch.probabilities, &mut chosen);
         if options.explain > 0 {
-            self.explanation_candidates(scratch);
+            self.rank_evidence(scratch, &chosen, options.explain);
         }
         let mut heads = Vec::with_capacity(self.heads.len());
         let mut at = 0;
@@ -359,18 +475,23 @@ impl LinearModel {
             let probs = &scratch.probabilities[at..at + head.labels.len()];
             let best = chosen[index];
             let confidence = probs[best];
-            let mut order: Vec<usize> = (0..probs.len()).collect();
-            order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
-            let top_k = order
+            top_indices(probs, options.top_k.max(1), &mut scratch.order);
+            let top_k = scratch
+                .order
                 .iter()
-                .take(options.top_k.max(1))
                 .map(|&i| Scored {
                     label: head.labels[i].clone(),
                     probability: probs[i],
                 })
                 .collect();
             let explanation = if options.explain > 0 {
-                self.explain(scratch, index, best, options.explain)
+                scratch.strongest[index]
+                    .iter()
+                    .map(|ranked| Evidence {
+                        ngram: scratch.normalized[ranked.span.start..ranked.span.end].to_string(),
+                        weight: ranked.weight,
+                    })
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -403,79 +524,89 @@ impl LinearModel {
             .collect()
     }
 
-    /// Collects, once per comment, the n-grams an explanation may quote: the first occurrence of every kept row,
-    /// leaving out ubiquitous words ("que", "me") and one-letter fragments, which explain nothing to a reader even
-    /// when their weight is positive.
-    fn explanation_candidates(&self, scratch: &mut Scratch) {
+    /// For every head, the `n` candidates of the last vectorised comment that pushed its chosen label up the
+    /// most, relative to the head's other labels, into `scratch.strongest`. One pass over the candidates reads
+    /// each weight row once for all heads, and each head keeps only its `n` strongest, so nothing is sorted.
+    fn rank_evidence(&self, scratch: &mut Scratch, chosen: &[usize], n: usize) {
         let Scratch {
             normalized,
-            features,
             vector,
             candidates,
-            seen,
+            strongest,
             ..
         } = scratch;
-        candidates.clear();
-        seen.clear();
-        seen.resize(vector.len(), false);
-        let featurizer = Featurizer::new(self.features);
-        featurizer.for_each(normalized, features, |bucket, span| {
-            let row = self.row_of_bucket[bucket as usize];
-            if row == UNSEEN
-                || self.idf[row as usize] < EXPLAIN_MIN_IDF
-                || span.end - span.start < 2
-            {
-                return;
-            }
-            if let Ok(i) = vector.binary_search_by_key(&row, |&(r, _)| r)
-                && !seen[i]
-            {
-                seen[i] = true;
-                candidates.push((i, span.start, span.end));
-            }
-        });
-    }
-
-    /// The n-grams of the last scored comment (in `scratch`) that pushed `label` of head `head` up the most,
-    /// relative to the head's other labels, as text quoted from the normalised comment.
-    fn explain(&self, scratch: &mut Scratch, head: usize, label: usize, n: usize) -> Vec<Evidence> {
         let classes = self.total_classes();
-        let offset: usize = self.heads[..head].iter().map(|h| h.labels.len()).sum();
-        let width = self.heads[head].labels.len();
-        // Contribution of a row: its value times (weight for the label − mean weight of the head's labels), so
-        // that n-grams common to every label do not crowd out the ones that discriminate.
-        let contribution = |row: u32, value: f32| {
-            let start = row as usize * classes + offset;
-            let weights = &self.weights[start..start + width];
-            let mean = weights.iter().sum::<f32>() / width as f32;
-            value * (weights[label] - mean)
-        };
-        let mut evidence: Vec<(f32, u32, usize, usize)> =
-            Vec::with_capacity(scratch.candidates.len());
-        for &(index, start, end) in &scratch.candidates {
-            let (row, value) = scratch.vector[index];
-            let c = contribution(row, value);
-            if c > 0.0 {
-                evidence.push((c, row, start, end));
+        strongest.resize_with(self.heads.len(), Vec::new);
+        for list in strongest.iter_mut() {
+            list.clear();
+        }
+        for candidate in candidates.iter() {
+            let (row, value) = vector[candidate.index];
+            let start = row as usize * classes;
+            let row_weights = &self.weights[start..start + classes];
+            let mut at = 0;
+            for ((head, &label), list) in self.heads.iter().zip(chosen).zip(strongest.iter_mut()) {
+                let width = head.labels.len();
+                let weights = &row_weights[at..at + width];
+                at += width;
+                // Contribution of a row: its value times (weight for the label − mean weight of the head's
+                // labels), so that n-grams common to every label do not crowd out the ones that discriminate.
+                let mean = weights.iter().sum::<f32>() / width as f32;
+                let weight = value * (weights[label] - mean);
+                if weight > 0.0 {
+                    let ranked = Ranked {
+                        weight,
+                        span: candidate.span,
+                        occurrence: candidate.occurrence,
+                    };
+                    keep_strongest(list, n, ranked, normalized);
+                }
             }
         }
-        evidence.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
-        let mut out: Vec<Evidence> = Vec::with_capacity(n);
-        for (weight, _, start, end) in evidence {
-            let ngram = &scratch.normalized[start..end];
-            // Several rows can quote the same text (a word and its char n-gram "<word>"): keep the strongest.
-            if out.iter().any(|e| e.ngram == ngram) {
-                continue;
-            }
-            out.push(Evidence {
-                ngram: ngram.to_string(),
-                weight,
-            });
-            if out.len() == n {
-                break;
-            }
+    }
+}
+
+/// Offers `ranked` to `list`, which holds at most `n` pieces of evidence with distinct text, strongest first.
+/// Several rows can quote the same text (a word and its char n-gram "<word>"): only the strongest is kept, and
+/// the list is then exactly the first `n` distinct texts of all offers sorted by [`Ranked::order`].
+fn keep_strongest(list: &mut Vec<Ranked>, n: usize, ranked: Ranked, normalized: &str) {
+    if list.len() >= n
+        && list
+            .last()
+            .is_some_and(|last| ranked.order(last) != Ordering::Less)
+    {
+        return;
+    }
+    let text = &normalized[ranked.span.start..ranked.span.end];
+    if let Some(twin) = list
+        .iter()
+        .position(|e| &normalized[e.span.start..e.span.end] == text)
+    {
+        if ranked.order(&list[twin]) != Ordering::Less {
+            return;
         }
-        out
+        list.remove(twin);
+    } else if list.len() >= n {
+        list.pop();
+    }
+    let at = list.partition_point(|e| e.order(&ranked) == Ordering::Less);
+    list.insert(at, ranked);
+}
+
+/// The indices of the `k` largest of `values` (largest first, the lower index first on ties) into `out`.
+fn top_indices(values: &[f32], k: usize, out: &mut Vec<usize>) {
+    out.clear();
+    let ahead =
+        |a: usize, b: usize| values[b].total_cmp(&values[a]).then(a.cmp(&b)) == Ordering::Less;
+    for i in 0..values.len() {
+        if out.len() >= k && out.last().is_some_and(|&last| !ahead(i, last)) {
+            continue;
+        }
+        if out.len() >= k {
+            out.pop();
+        }
+        let at = out.partition_point(|&j| ahead(j, i));
+        out.insert(at, i);
     }
 }
 
@@ -489,18 +620,34 @@ pub fn tfidf_from_rows(
     vector: &mut Vec<(u32, f32)>,
 ) {
     rows.sort_unstable();
+    tfidf_from_sorted(rows, |row| row, idf, first_char_row, vector, |_, _| {});
+}
+
+/// [`tfidf_from_rows`] over items already sorted by row; `first_of_row(index in vector, item)` sees the first
+/// item of each row.
+fn tfidf_from_sorted<T: Copy>(
+    items: &[T],
+    row_of: impl Fn(T) -> u32,
+    idf: &[f32],
+    first_char_row: u32,
+    vector: &mut Vec<(u32, f32)>,
+    mut first_of_row: impl FnMut(usize, T),
+) {
     vector.clear();
     let mut i = 0;
     let mut norms = [0.0f32; 2];
-    while i < rows.len() {
-        let row = rows[i];
+    while i < items.len() {
+        let row = row_of(items[i]);
         let mut j = i + 1;
-        while j < rows.len() && rows[j] == row {
+        while j < items.len() && row_of(items[j]) == row {
             j += 1;
         }
-        let tf = (j - i) as f32;
-        let value = (1.0 + tf.ln()) * idf[row as usize];
+        // Most n-grams occur once, and ln 1 = 0 exactly: no need to call ln for them.
+        let tf = j - i;
+        let sublinear = if tf == 1 { 1.0 } else { 1.0 + (tf as f32).ln() };
+        let value = sublinear * idf[row as usize];
         norms[usize::from(row >= first_char_row)] += value * value;
+        first_of_row(vector.len(), items[i]);
         vector.push((row, value));
         i = j;
     }
@@ -675,6 +822,139 @@ pub(crate) mod tests {
         // Word block (row 0) and char block (row 2) are normalised separately.
         assert_eq!(vector.len(), 2);
         assert!(vector.iter().all(|(_, v)| (v - 1.0).abs() < 1e-6));
+    }
+
+    /// A model with character n-grams in a 1,024-bucket table (so that n-grams share rows, as hashed rows do)
+    /// and every row seen; integer weights make contributions tie, fractional ones make sums round.
+    fn colliding_model(integer_weights: bool) -> LinearModel {
+        let features = FeatureConfig {
+            table_bits: 10,
+            word_bigrams: true,
+            char_min: 2,
+            char_max: 4,
+        };
+        let mut model = tiny_model();
+        let rows = features.table_size();
+        let classes = model.total_classes();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        model.features = features;
+        model.row_of_bucket = (0..rows as u32).collect();
+        model.idf = (0..rows)
+            .map(|_| [1.0, 2.0, 3.0][(next() % 3) as usize])
+            .collect();
+        model.weights = (0..rows * classes)
+            .map(|_| {
+                let w = (next() % 7) as f32 - 3.0;
+                if integer_weights {
+                    w
+                } else {
+                    w / 3.0 + (next() % 1000) as f32 * 1e-4
+                }
+            })
+            .collect();
+        model.check_shapes().unwrap();
+        model
+    }
+
+    /// The explanation as first specified: featurise again, keep the first quotable occurrence of every row,
+    /// sort all positive contributions (stable, strongest first, then earliest), keep the first `n` texts.
+    fn reference_explanation(
+        model: &LinearModel,
+        text: &str,
+        head: usize,
+        label: usize,
+        n: usize,
+    ) -> Vec<Evidence> {
+        let mut scratch = Scratch::default();
+        model.score(text, &mut scratch);
+        let mut seen = vec![false; scratch.vector.len()];
+        let mut candidates = Vec::new();
+        Featurizer::new(model.features).for_each(
+            &scratch.normalized,
+            &mut FeatureScratch::default(),
+            |bucket, span| {
+                let row = model.row_of_bucket[bucket as usize];
+                if row == UNSEEN
+                    || model.idf[row as usize] < EXPLAIN_MIN_IDF
+                    || span.end - span.start < 2
+                {
+                    return;
+                }
+                if let Ok(i) = scratch.vector.binary_search_by_key(&row, |&(r, _)| r)
+                    && !seen[i]
+                {
+                    seen[i] = true;
+                    candidates.push((i, span.start, span.end));
+                }
+            },
+        );
+        let classes = model.total_classes();
+        let offset: usize = model.heads[..head].iter().map(|h| h.labels.len()).sum();
+        let width = model.heads[head].labels.len();
+        let mut evidence = Vec::new();
+        for (index, start, end) in candidates {
+            let (row, value) = scratch.vector[index];
+            let from = row as usize * classes + offset;
+            let weights = &model.weights[from..from + width];
+            let mean = weights.iter().sum::<f32>() / width as f32;
+            let c = value * (weights[label] - mean);
+            if c > 0.0 {
+                evidence.push((c, start, end));
+            }
+        }
+        evidence.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut out: Vec<Evidence> = Vec::new();
+        for (weight, start, end) in evidence {
+            let ngram = &scratch.normalized[start..end];
+            if out.iter().any(|e| e.ngram == ngram) {
+                continue;
+            }
+            out.push(Evidence {
+                ngram: ngram.to_string(),
+                weight,
+            });
+            if out.len() == n {
+                break;
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_explanations_match_the_sorted_reference(
+            text in "[a-eñ #]{0,60}( [a-z]{1,6}){0,12}",
+            n in 1usize..8,
+            top_k in 1usize..4,
+            integer_weights: bool,
+        ) {
+            let model = colliding_model(integer_weights);
+            let mut scratch = Scratch::default();
+            let got = model.predict(&text, PredictOptions { top_k, explain: n }, &mut scratch);
+            let plain = model.predict(&text, PredictOptions { top_k, explain: 0 }, &mut scratch);
+            for (index, head) in got.heads.iter().enumerate() {
+                let label = model.heads[index].labels.iter().position(|l| *l == head.label).unwrap();
+                let want = reference_explanation(&model, &text, index, label, n);
+                proptest::prop_assert_eq!(&head.explanation, &want);
+                proptest::prop_assert_eq!(&head.top_k, &plain.heads[index].top_k);
+                proptest::prop_assert_eq!(head.confidence, plain.heads[index].confidence);
+            }
+        }
+    }
+
+    #[test]
+    fn top_indices_are_the_largest_first_with_the_lower_index_on_ties() {
+        let mut out = Vec::new();
+        top_indices(&[0.1, 0.3, 0.3, 0.2, 0.05], 3, &mut out);
+        assert_eq!(out, [1, 2, 3]);
+        top_indices(&[0.5, 0.5], 5, &mut out);
+        assert_eq!(out, [0, 1]);
     }
 
     #[test]

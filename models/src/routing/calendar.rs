@@ -151,33 +151,65 @@ pub fn is_business_day(date: NaiveDate) -> bool {
 
 /// The first business day strictly after `date`.
 pub fn next_business_day(date: NaiveDate) -> NaiveDate {
-    let mut day = date;
-    loop {
-        day = day.succ_opt().expect("dates stay far from chrono's limits");
-        if is_business_day(day) {
-            return day;
-        }
-    }
+    YearHolidays::of(date).next_business_day(date)
 }
 
 /// The `n`-th business day strictly after `date`; `n = 0` gives `date` itself.
 ///
 /// This is how Ley 1755 de 2015 counts a term: day 1 is the first business day after the day of receipt.
 pub fn add_business_days(date: NaiveDate, n: u32) -> NaiveDate {
-    (0..n).fold(date, |day, _| next_business_day(day))
+    let mut holidays = YearHolidays::of(date);
+    (0..n).fold(date, |day, _| holidays.next_business_day(day))
 }
 
 /// Number of business days in the half-open range `(from, to]` (zero when `to <= from`).
 pub fn business_days_between(from: NaiveDate, to: NaiveDate) -> u32 {
+    let mut holidays = YearHolidays::of(from);
     let mut count = 0;
     let mut day = from;
     while day < to {
         day = day.succ_opt().expect("dates stay far from chrono's limits");
-        if is_business_day(day) {
+        if holidays.is_business_day(day) {
             count += 1;
         }
     }
     count
+}
+
+/// The holiday dates of one year, recomputed only when a walk over days crosses into another year: a term of
+/// fifteen business days then computes them once instead of once per day.
+struct YearHolidays {
+    year: i32,
+    dates: [NaiveDate; HOLIDAYS_PER_YEAR],
+}
+
+impl YearHolidays {
+    fn of(date: NaiveDate) -> Self {
+        Self {
+            year: date.year(),
+            dates: holiday_dates(date.year()),
+        }
+    }
+
+    fn is_business_day(&mut self, date: NaiveDate) -> bool {
+        if matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
+            return false;
+        }
+        if date.year() != self.year {
+            *self = Self::of(date);
+        }
+        !self.dates.contains(&date)
+    }
+
+    fn next_business_day(&mut self, date: NaiveDate) -> NaiveDate {
+        let mut day = date;
+        loop {
+            day = day.succ_opt().expect("dates stay far from chrono's limits");
+            if self.is_business_day(day) {
+                return day;
+            }
+        }
+    }
 }
 
 fn holiday_dates(year: i32) -> [NaiveDate; HOLIDAYS_PER_YEAR] {

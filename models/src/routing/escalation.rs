@@ -3,7 +3,15 @@
 //! Intake text is ALL CAPS or lower case, with or without accents, and misspelled, so cues are matched word by word
 //! after folding (see [`super::fold`]): whole words only (`menor` does not match `menores`), a trailing `*` for
 //! prefixes (`medicament*`), and one typo tolerated in words of six or more characters (`medicamneto`).
+//!
+//! [`CompiledRules`] indexes every distinct word of every cue once, so that routing a comment folds its words
+//! once and looks each one up ([`CompiledRules::scan`]) instead of comparing every cue with every word: whole
+//! words by hash, prefixes by the word's own prefixes, and typos by their one-character deletions (a word and a
+//! cue word within one edit always share the word itself or one deletion of each).
 
+use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use super::due::HealthRisk;
@@ -181,12 +189,170 @@ fn within_one_edit_of<T: PartialEq>(a: &[T], b: &[T]) -> bool {
 /// The escalation section compiled for matching. Build it once per taxonomy and share it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompiledRules {
-    vital: Vec<CuePattern>,
-    priorizado: Vec<CuePattern>,
-    legal_threat: Vec<CuePattern>,
-    repeated_contact: Vec<CuePattern>,
+    vital: Vec<IndexedCue>,
+    priorizado: Vec<IndexedCue>,
+    legal_threat: Vec<IndexedCue>,
+    repeated_contact: Vec<IndexedCue>,
+    index: CueIndex,
     employer_client_types: Vec<String>,
     section: Escalation,
+}
+
+/// A cue and the ids of its words in the [`CueIndex`].
+#[derive(Debug, Clone, PartialEq)]
+struct IndexedCue {
+    pattern: CuePattern,
+    word_ids: Vec<usize>,
+}
+
+/// Every distinct cue word of the rules, with lookups from a comment's folded word to the cue words it matches.
+/// A comment costs a few lookups per word, so the maps use foldhash rather than the standard library's SipHash
+/// (whose resistance to chosen collisions buys nothing for a fixed, trusted key set).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct CueIndex {
+    words: Vec<CueWord>,
+    /// Whole-word cue words by their folded text.
+    exact: HashMap<String, usize, RandomState>,
+    /// Prefix cue words by their stem.
+    prefixes: HashMap<String, usize, RandomState>,
+    /// Longest prefix stem, in bytes: longer prefixes of a word need no lookup.
+    longest_prefix: usize,
+    /// Whole-word cue words that tolerate a typo, under their own text and each of their one-character deletions.
+    near: HashMap<String, Vec<usize>, RandomState>,
+}
+
+impl CueIndex {
+    /// The id of `word`, adding it on first sight.
+    fn add(&mut self, word: &CueWord) -> usize {
+        if let Some(id) = self.words.iter().position(|w| w == word) {
+            return id;
+        }
+        let id = self.words.len();
+        self.words.push(word.clone());
+        if word.prefix {
+            self.prefixes.insert(word.folded.clone(), id);
+            self.longest_prefix = self.longest_prefix.max(word.folded.len());
+        } else {
+            self.exact.insert(word.folded.clone(), id);
+            if word.folded.chars().count() >= MIN_FUZZY_CHARS {
+                self.near.entry(word.folded.clone()).or_default().push(id);
+                let mut deletion = String::new();
+                for (at, c) in word.folded.char_indices() {
+                    one_deletion(&word.folded, at, c, &mut deletion);
+                    let ids = self.near.entry(deletion.clone()).or_default();
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        id
+    }
+
+    fn index(&mut self, patterns: Vec<CuePattern>) -> Vec<IndexedCue> {
+        patterns
+            .into_iter()
+            .map(|pattern| IndexedCue {
+                word_ids: pattern.words.iter().map(|w| self.add(w)).collect(),
+                pattern,
+            })
+            .collect()
+    }
+
+    /// Calls `matched(id)` for every cue word that `folded` (one folded word of a comment) matches, by the rule
+    /// of [`word_matches`].
+    fn matches(&self, folded: &str, deletion: &mut String, mut matched: impl FnMut(usize)) {
+        if let Some(&id) = self.exact.get(folded) {
+            matched(id);
+        }
+        if !self.prefixes.is_empty() {
+            for (chars, (at, c)) in folded.char_indices().enumerate() {
+                let end = at + c.len_utf8();
+                if end > self.longest_prefix {
+                    break;
+                }
+                if chars + 1 >= MIN_PREFIX_CHARS
+                    && let Some(&id) = self.prefixes.get(&folded[..end])
+                {
+                    matched(id);
+                }
+            }
+        }
+        if self.near.is_empty() || folded.chars().count() + 1 < MIN_FUZZY_CHARS {
+            return;
+        }
+        let offer = |key: &str, matched: &mut dyn FnMut(usize)| {
+            for &id in self.near.get(key).into_iter().flatten() {
+                let cue = &self.words[id].folded;
+                if cue != folded && within_one_edit(cue, folded) {
+                    matched(id);
+                }
+            }
+        };
+        offer(folded, &mut matched);
+        for (at, c) in folded.char_indices() {
+            one_deletion(folded, at, c, deletion);
+            offer(deletion, &mut matched);
+        }
+    }
+}
+
+/// `word` without its character `c` at byte `at`, into `out`.
+fn one_deletion(word: &str, at: usize, c: char, out: &mut String) {
+    out.clear();
+    out.push_str(&word[..at]);
+    out.push_str(&word[at + c.len_utf8()..]);
+}
+
+/// One comment's words, each matched once against every cue word of a [`CompiledRules`].
+#[derive(Debug, Clone)]
+pub struct CueScan<'t> {
+    text: &'t str,
+    /// Byte range of each word in `text`.
+    spans: Vec<(usize, usize)>,
+    /// Per word, `width` blocks of bits: bit `id` is set when the word matches cue word `id`.
+    matched: Vec<u64>,
+    /// The union of all words' bits: a cue with a word outside it cannot match anywhere.
+    anywhere: Vec<u64>,
+    width: usize,
+}
+
+impl CueScan<'_> {
+    fn has(bits: &[u64], id: usize) -> bool {
+        bits[id / 64] & (1 << (id % 64)) != 0
+    }
+
+    /// The first place where `cue` matches, as [`CuePattern::find`] would find it.
+    fn find(&self, cue: &IndexedCue) -> Option<CueHit> {
+        let n = cue.word_ids.len();
+        if n == 0
+            || self.spans.len() < n
+            || !cue.word_ids.iter().all(|&id| Self::has(&self.anywhere, id))
+        {
+            return None;
+        }
+        let word_bits = |i: usize| &self.matched[i * self.width..(i + 1) * self.width];
+        (0..=self.spans.len() - n).find_map(|i| {
+            let all = cue
+                .word_ids
+                .iter()
+                .enumerate()
+                .all(|(j, &id)| Self::has(word_bits(i + j), id));
+            all.then(|| {
+                let (start, end) = (self.spans[i].0, self.spans[i + n - 1].1);
+                CueHit {
+                    cue: cue.pattern.source.clone(),
+                    found: self.text[start..end].to_string(),
+                    start,
+                    end,
+                }
+            })
+        })
+    }
+
+    fn first_hit(&self, cues: &[IndexedCue]) -> Option<CueHit> {
+        cues.iter().find_map(|cue| self.find(cue))
+    }
 }
 
 impl CompiledRules {
@@ -215,20 +381,29 @@ impl CompiledRules {
                 })
                 .collect()
         };
+        let mut index = CueIndex::default();
+        let vital = index.index(compile(
+            "escalation.health_risk.vital_cues",
+            &section.health_risk.vital_cues,
+        )?);
+        let priorizado = index.index(compile(
+            "escalation.health_risk.priorizado_cues",
+            &section.health_risk.priorizado_cues,
+        )?);
+        let legal_threat = index.index(compile(
+            "escalation.legal_threat.cues",
+            &section.legal_threat.cues,
+        )?);
+        let repeated_contact = index.index(compile(
+            "escalation.repeated_contact.cues",
+            &section.repeated_contact.cues,
+        )?);
         Ok(Self {
-            vital: compile(
-                "escalation.health_risk.vital_cues",
-                &section.health_risk.vital_cues,
-            )?,
-            priorizado: compile(
-                "escalation.health_risk.priorizado_cues",
-                &section.health_risk.priorizado_cues,
-            )?,
-            legal_threat: compile("escalation.legal_threat.cues", &section.legal_threat.cues)?,
-            repeated_contact: compile(
-                "escalation.repeated_contact.cues",
-                &section.repeated_contact.cues,
-            )?,
+            vital,
+            priorizado,
+            legal_threat,
+            repeated_contact,
+            index,
             employer_client_types: section
                 .employer_complaint
                 .client_types
@@ -244,23 +419,50 @@ impl CompiledRules {
         &self.section
     }
 
+    /// Folds `text` into words and matches each word once against every cue word; the rules below read the scan.
+    pub fn scan<'t>(&self, text: &'t str) -> CueScan<'t> {
+        let width = self.index.words.len().div_ceil(64);
+        let mut scan = CueScan {
+            text,
+            spans: Vec::new(),
+            matched: Vec::new(),
+            anywhere: vec![0; width],
+            width,
+        };
+        let mut deletion = String::new();
+        fold::for_each_word(text, |folded, start, end| {
+            scan.spans.push((start, end));
+            let at = scan.matched.len();
+            scan.matched.resize(at + width, 0);
+            let bits = &mut scan.matched[at..];
+            self.index.matches(folded, &mut deletion, |id| {
+                bits[id / 64] |= 1 << (id % 64);
+            });
+            for (any, bits) in scan.anywhere.iter_mut().zip(bits.iter()) {
+                *any |= bits;
+            }
+        });
+        scan
+    }
+
     /// The most serious health-risk cue in the text: a vital cue first, else a priorizado cue.
-    pub fn health_risk(&self, text: &str, words: &[Word]) -> Option<(HealthRisk, CueHit)> {
-        first_hit(&self.vital, text, words)
+    pub fn health_risk(&self, scan: &CueScan<'_>) -> Option<(HealthRisk, CueHit)> {
+        scan.first_hit(&self.vital)
             .map(|hit| (HealthRisk::Vital, hit))
             .or_else(|| {
-                first_hit(&self.priorizado, text, words).map(|hit| (HealthRisk::Priorizado, hit))
+                scan.first_hit(&self.priorizado)
+                    .map(|hit| (HealthRisk::Priorizado, hit))
             })
     }
 
     /// The first legal-threat cue found, in the order of the cue list.
-    pub fn legal_threat(&self, text: &str, words: &[Word]) -> Option<CueHit> {
-        first_hit(&self.legal_threat, text, words)
+    pub fn legal_threat(&self, scan: &CueScan<'_>) -> Option<CueHit> {
+        scan.first_hit(&self.legal_threat)
     }
 
     /// The first repeated-contact cue found, in the order of the cue list.
-    pub fn repeated_contact(&self, text: &str, words: &[Word]) -> Option<CueHit> {
-        first_hit(&self.repeated_contact, text, words)
+    pub fn repeated_contact(&self, scan: &CueScan<'_>) -> Option<CueHit> {
+        scan.first_hit(&self.repeated_contact)
     }
 
     /// True when the intake's client type denotes an employer (compared after folding).
@@ -268,10 +470,6 @@ impl CompiledRules {
         let folded = fold::fold(client_type);
         self.employer_client_types.contains(&folded)
     }
-}
-
-fn first_hit(patterns: &[CuePattern], text: &str, words: &[Word]) -> Option<CueHit> {
-    patterns.iter().find_map(|p| p.find(text, words))
 }
 
 #[cfg(test)]
@@ -339,6 +537,89 @@ mod tests {
             assert_eq!(within_one_edit(a, b), expected, "{a} vs {b}");
             assert_eq!(within_one_edit(b, a), expected, "{b} vs {a}");
         }
+    }
+
+    fn shipped_rules() -> CompiledRules {
+        let taxonomy =
+            Taxonomy::from_toml_str(include_str!("../../../datasets/taxonomy/comfama.toml"))
+                .expect("shipped taxonomy is valid");
+        CompiledRules::from_taxonomy(&taxonomy).expect("shipped rules compile")
+    }
+
+    /// A comment made of cue words, some with one typo, some with a suffix, in any case, among other words.
+    fn comment_of_cue_words(rules: &CompiledRules, picks: &[(usize, u8, usize)]) -> String {
+        let mut text = String::new();
+        for &(word, edit, at) in picks {
+            let cue = &rules.index.words[word % rules.index.words.len()].folded;
+            let mut chars: Vec<char> = cue.chars().collect();
+            let at = at % chars.len();
+            match edit {
+                0 => chars.remove(at),
+                1 if at + 1 < chars.len() => {
+                    chars.swap(at, at + 1);
+                    ' '
+                }
+                2 => std::mem::replace(&mut chars[at], 'x'),
+                3 => {
+                    chars.insert(at, 'e');
+                    ' '
+                }
+                4 => {
+                    chars.extend("OS".chars());
+                    ' '
+                }
+                5 => {
+                    chars = chars.iter().flat_map(|c| c.to_uppercase()).collect();
+                    ' '
+                }
+                6 => {
+                    chars = "cirugía".chars().collect();
+                    ' '
+                }
+                _ => ' ',
+            };
+            text.extend(chars);
+            text.push_str(if at.is_multiple_of(3) { ", " } else { " " });
+        }
+        text
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_index_finds_what_each_cue_finds_by_itself(
+            picks in proptest::collection::vec((0usize..400, 0u8..10, 0usize..20), 0..14)
+        ) {
+            let rules = shipped_rules();
+            let text = comment_of_cue_words(&rules, &picks);
+            let words = fold::words(&text);
+            let scan = rules.scan(&text);
+            for cues in [&rules.vital, &rules.priorizado, &rules.legal_threat, &rules.repeated_contact] {
+                let expected = cues.iter().find_map(|cue| cue.pattern.find(&text, &words));
+                proptest::prop_assert_eq!(scan.first_hit(cues), expected, "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn the_scan_reports_cues_of_each_rule() {
+        let rules = shipped_rules();
+        let scan = rules.scan(
+            "Es la TERCERA vez que llamo: mi hijo menor esta SIN MEDICAMENTOS, pondré tutela",
+        );
+        let (risk, hit) = rules.health_risk(&scan).expect("a vital cue");
+        assert_eq!(
+            (risk, hit.found.as_str()),
+            (HealthRisk::Vital, "SIN MEDICAMENTOS")
+        );
+        assert_eq!(
+            rules.legal_threat(&scan).map(|h| h.found),
+            Some("tutela".into())
+        );
+        assert_eq!(
+            rules.repeated_contact(&scan).map(|h| h.found),
+            Some("TERCERA vez".into())
+        );
+        assert!(rules.health_risk(&rules.scan("una felicitación")).is_none());
     }
 
     #[test]

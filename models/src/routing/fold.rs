@@ -46,6 +46,19 @@ pub(crate) fn fold_char(c: char, mut push: impl FnMut(char)) -> bool {
 /// Splits `text` into folded words. Letters and digits stay in one word (`3ra`, `cc123`).
 pub fn words(text: &str) -> Vec<Word> {
     let mut out = Vec::new();
+    for_each_word(text, |folded, start, end| {
+        out.push(Word {
+            folded: folded.to_string(),
+            start,
+            end,
+        })
+    });
+    out
+}
+
+/// Calls `each(folded, start, end)` for every word of `text`, in order, as [`words`] splits them, reusing one
+/// buffer instead of allocating a string per word.
+pub fn for_each_word(text: &str, mut each: impl FnMut(&str, usize, usize)) {
     let mut current = String::new();
     let mut start = 0;
     for (offset, c) in text.char_indices() {
@@ -56,21 +69,13 @@ pub fn words(text: &str) -> Vec<Word> {
                 start = offset;
             }
         } else if !current.is_empty() {
-            out.push(Word {
-                folded: std::mem::take(&mut current),
-                start,
-                end: offset,
-            });
+            each(&current, start, offset);
+            current.clear();
         }
     }
     if !current.is_empty() {
-        out.push(Word {
-            folded: current,
-            start,
-            end: text.len(),
-        });
+        each(&current, start, text.len());
     }
-    out
 }
 
 /// The folded words of `text` joined by single spaces (`"¿Cirugía  URGENTE?"` → `"cirugia urgente"`).

@@ -12,6 +12,6 @@ pub mod names;
 pub mod route;
 
 pub use due::{Due, HealthRisk, PetitionKind, Term, TermBasis, TermLength, TermQuery};
-pub use escalation::{CompiledRules, CueHit, CuePattern, Priority};
+pub use escalation::{CompiledRules, CueHit, CuePattern, CueScan, Priority};
 pub use mask::{Masked, Span, SpanKind, find_spans, mask};
 pub use route::{Reason, Route, RouteInput, RuleId, route};

@@ -19,7 +19,6 @@ use serde::Serialize;
 
 use super::due::{HealthRisk, PetitionKind, TermBasis, TermQuery, due_for};
 use super::escalation::{CompiledRules, Priority};
-use super::fold;
 use crate::prediction::{HeadPrediction, Prediction};
 use crate::taxonomy::{Area, CommentType, Taxonomy};
 
@@ -120,7 +119,7 @@ pub struct Route {
 /// Routes one comment. Never fails: missing or unknown heads are reported in the reasons and send the comment to
 /// human review, and the term falls back to the shortest petition term.
 pub fn route(taxonomy: &Taxonomy, rules: &CompiledRules, input: &RouteInput<'_>) -> Route {
-    let words = fold::words(input.text);
+    let scan = rules.scan(input.text);
     let section = rules.section();
     let mut reasons = Vec::new();
     let mut priority = Priority::Normal;
@@ -138,9 +137,7 @@ pub fn route(taxonomy: &Taxonomy, rules: &CompiledRules, input: &RouteInput<'_>)
 
     // A type without a legal term (felicitación) carries no risk; an unknown type is treated as a risk to be safe.
     let may_carry_risk = comment_type.is_none_or(|t| t.term_business_days.is_some());
-    let cue_risk = rules
-        .health_risk(input.text, &words)
-        .filter(|_| may_carry_risk);
+    let cue_risk = rules.health_risk(&scan).filter(|_| may_carry_risk);
     if let Some((level, hit)) = &cue_risk {
         let level_priority = match level {
             HealthRisk::Vital => section.health_risk.vital_priority,
@@ -163,14 +160,14 @@ pub fn route(taxonomy: &Taxonomy, rules: &CompiledRules, input: &RouteInput<'_>)
             .map_or(HealthRisk::Simple, |(level, _)| *level)
     });
 
-    if let Some(hit) = rules.legal_threat(input.text, &words) {
+    if let Some(hit) = rules.legal_threat(&scan) {
         fire(
             RuleId::AmenazaLegal,
             section.legal_threat.priority,
             format!("cue \"{}\" matched \"{}\"", hit.cue, hit.found),
         );
     }
-    if let Some(hit) = rules.repeated_contact(input.text, &words) {
+    if let Some(hit) = rules.repeated_contact(&scan) {
         fire(
             RuleId::ContactoRepetido,
             section.repeated_contact.priority,

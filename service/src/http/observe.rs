@@ -1,8 +1,12 @@
 //! Metrics (Prometheus text through `metrics-exporter-prometheus`) and the middleware that counts requests, times
 //! them, and bounds how many run at once and for how long.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use axum::http::Method;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -99,10 +103,26 @@ pub(crate) fn review_counter(head: &str) -> metrics::Counter {
     metrics::counter!(REVIEWS, "head" => head.to_string())
 }
 
+/// The counters of every classification, registered once: looking a metric up by name on every request costs
+/// more than counting it.
+struct ClassifiedCounters {
+    all: metrics::Counter,
+    for_review: metrics::Counter,
+}
+
+static CLASSIFIED_COUNTERS: OnceLock<ClassifiedCounters> = OnceLock::new();
+
 pub(crate) fn classified(state: &AppState, flagged_for_review: bool) {
-    metrics::counter!(CLASSIFIED).increment(1);
+    let counters = CLASSIFIED_COUNTERS.get_or_init(|| {
+        install();
+        ClassifiedCounters {
+            all: metrics::counter!(CLASSIFIED),
+            for_review: metrics::counter!(CLASSIFIED_FOR_REVIEW),
+        }
+    });
+    counters.all.increment(1);
     if flagged_for_review {
-        metrics::counter!(CLASSIFIED_FOR_REVIEW).increment(1);
+        counters.for_review.increment(1);
     }
     state.count_classified(flagged_for_review);
 }
@@ -126,20 +146,86 @@ pub(crate) fn reload_result(ok: bool) {
     metrics::counter!(RELOADS, "result" => if ok { "ok" } else { "refused" }).increment(1);
 }
 
+/// The request counter and latency histogram of one (route, method, status).
+struct RequestMetrics {
+    count: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+impl RequestMetrics {
+    fn register(route: &str, method: &Method, status: u16) -> Self {
+        let labels = [
+            ("route", route.to_string()),
+            ("method", method.as_str().to_string()),
+            ("status", status.to_string()),
+        ];
+        Self {
+            count: metrics::counter!(REQUESTS, &labels),
+            latency: metrics::histogram!(LATENCY, &labels),
+        }
+    }
+}
+
+/// Handles seen by one runtime thread, so that most requests neither allocate label strings nor search the
+/// registry (one cache per thread: no lock shared between workers). Bounded, since a client chooses the method.
+const CACHED_REQUEST_METRICS: usize = 256;
+
+thread_local! {
+    static REQUEST_METRICS: RefCell<HashMap<(usize, Method, u16), RequestMetrics>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Position of a route template in [`super::ROUTES`] (`ROUTES.len()` for no route), or `None` for a template
+/// missing from that table, whose metrics are then registered on each request.
+fn route_index(route: Option<&str>) -> Option<usize> {
+    match route {
+        None => Some(super::ROUTES.len()),
+        Some(route) => super::ROUTES.iter().position(|(_, path)| *path == route),
+    }
+}
+
 /// Counts and times every request by its route template (never its raw path, which could carry anything).
 pub(crate) async fn record(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().as_str().to_string();
+        .map(MatchedPath::as_str);
+    let index = route_index(route);
+    // Only a template missing from ROUTES needs its own copy; the others are named by their index.
+    let unlisted = index
+        .is_none()
+        .then(|| route.unwrap_or("unmatched").to_string());
+    let method = request.method().clone();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
+    let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
-    let labels = [("route", route), ("method", method), ("status", status)];
-    metrics::counter!(REQUESTS, &labels).increment(1);
-    metrics::histogram!(LATENCY, &labels).record(elapsed);
+    let count = |handles: &RequestMetrics| {
+        handles.count.increment(1);
+        handles.latency.record(elapsed);
+    };
+    match (index, unlisted) {
+        (Some(index), _) => REQUEST_METRICS.with_borrow_mut(|cache| {
+            let key = (index, method, status);
+            if let Some(handles) = cache.get(&key) {
+                count(handles);
+                return;
+            }
+            let route = super::ROUTES
+                .get(index)
+                .map_or("unmatched", |(_, path)| path);
+            let handles = RequestMetrics::register(route, &key.1, status);
+            count(&handles);
+            if cache.len() < CACHED_REQUEST_METRICS {
+                cache.insert(key, handles);
+            }
+        }),
+        (None, unlisted) => count(&RequestMetrics::register(
+            unlisted.as_deref().unwrap_or("unmatched"),
+            &method,
+            status,
+        )),
+    }
     response
 }
 
