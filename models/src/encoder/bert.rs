@@ -134,7 +134,8 @@ impl BertConfig {
         ]
         .iter()
         .all(|&v| v > 0);
-        if !positive || self.hidden % self.heads != 0 || !(self.layer_norm_eps > 0.0) {
+        let eps_ok = self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0;
+        if !positive || !self.hidden.is_multiple_of(self.heads) || !eps_ok {
             return Err(EncoderError::Weights(format!(
                 "inconsistent configuration {self:?}"
             )));

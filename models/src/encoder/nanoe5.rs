@@ -330,12 +330,12 @@ fn parse_header(cur: &mut Cursor<'_>) -> Result<ImageHeader, ImageError> {
             "layer norm epsilon is {layer_norm_eps}"
         )));
     }
-    if hidden % heads != 0 {
+    if !hidden.is_multiple_of(heads) {
         return Err(ImageError::Header(format!(
             "hidden size {hidden} is not a multiple of {heads} heads"
         )));
     }
-    if hidden % Q4_BLOCK != 0 || intermediate % Q4_BLOCK != 0 {
+    if !hidden.is_multiple_of(Q4_BLOCK) || !intermediate.is_multiple_of(Q4_BLOCK) {
         return Err(ImageError::Header(format!(
             "hidden size {hidden} and intermediate size {intermediate} must be multiples of {Q4_BLOCK}"
         )));
@@ -498,7 +498,7 @@ fn parse_tensors<'a>(
         let expected = match dtype {
             ImageDtype::F32 => elements as u64 * 4,
             ImageDtype::Q4_0 => {
-                if elements % Q4_BLOCK != 0 {
+                if !elements.is_multiple_of(Q4_BLOCK) {
                     return Err(bad(format!(
                         "{elements} elements are not whole Q4_0 blocks"
                     )));

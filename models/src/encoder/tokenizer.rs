@@ -252,7 +252,7 @@ impl ByteTrie {
                 }
                 base += 1;
             }
-            while !used.get(search_from).is_some_and(|u| !u) && search_from < used.len() {
+            while search_from < used.len() && used[search_from] {
                 search_from += 1;
             }
             let offset = pos ^ base;
