@@ -24,6 +24,8 @@ enum Command {
     Route(cli::route::RouteArgs),
     /// Serve the HTTP API.
     Serve(cli::serve::ServeArgs),
+    /// Fetch, convert and try the deep tier's sentence encoder.
+    Encoder(cli::encoder::EncoderArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +36,6 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(args) => cli::eval::run(args),
         Command::Route(args) => cli::route::run(args),
         Command::Serve(args) => cli::serve::run(args),
+        Command::Encoder(args) => cli::encoder::run(args),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod data;
 pub mod data_scale;
+pub mod encoder;
 pub mod eval;
 pub mod route;
 pub mod serve;
