@@ -4,6 +4,7 @@
 
 pub mod artifact;
 pub mod classifier;
+pub mod encoder;
 pub mod features;
 pub mod fusion;
 pub mod normalize;

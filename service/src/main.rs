@@ -31,6 +31,8 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Work with the reviewers' corrections stored by the service (export them as labeled history).
     Feedback(cli::feedback::FeedbackArgs),
+    /// Fetch, convert and try the deep tier's sentence encoder.
+    Encoder(cli::encoder::EncoderArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +46,6 @@ fn main() -> anyhow::Result<()> {
         Command::Route(args) => cli::route::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::Feedback(args) => cli::feedback::run(args),
+        Command::Encoder(args) => cli::encoder::run(args),
     }
 }

@@ -78,6 +78,44 @@ pub fn resolve(model: Option<&Path>) -> anyhow::Result<(models::Model, PathBuf)>
     }
 }
 
+/// Where `pqrs encoder fetch` puts the converted encoder by default: `encoder/` in the cache directory.
+pub fn encoder_dir() -> PathBuf {
+    cache_dir().join("encoder")
+}
+
+/// Loads the converted encoder of `dir` (written by `pqrs encoder fetch`), after checking that its weights are
+/// the ones its `config.json` names by SHA-256.
+pub fn load_encoder(
+    dir: &Path,
+    precision: models::encoder::MatmulPrecision,
+) -> anyhow::Result<(models::encoder::Encoder, models::encoder::EncoderManifest)> {
+    use models::encoder::{Encoder, EncoderManifest, files, sha256_hex};
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).with_context(|| {
+            format!(
+                "reading {} (run `pqrs encoder fetch` to create it)",
+                path.display()
+            )
+        })
+    };
+    let manifest: EncoderManifest = serde_json::from_slice(&read(files::MANIFEST)?)
+        .with_context(|| format!("parsing {}", dir.join(files::MANIFEST).display()))?;
+    let weights = read(files::WEIGHTS)?;
+    let found = sha256_hex(&weights);
+    anyhow::ensure!(
+        found == manifest.weights_sha256,
+        "{} has SHA-256 {found}, but {} expects {}: run `pqrs encoder fetch` again",
+        dir.join(files::WEIGHTS).display(),
+        files::MANIFEST,
+        manifest.weights_sha256
+    );
+    let tokenizer = read(files::TOKENIZER)?;
+    let encoder = Encoder::from_bytes(&weights, &tokenizer, precision)
+        .with_context(|| format!("loading the encoder in {}", dir.display()))?;
+    Ok((encoder, manifest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +133,75 @@ mod tests {
         let (retrained, _) = default_model(dir.path()).unwrap();
         assert_eq!(retrained.linear.heads, trained.linear.heads);
         assert!(load(&path).is_ok());
+    }
+
+    fn manifest(weights_sha256: &str) -> models::encoder::EncoderManifest {
+        models::encoder::EncoderManifest {
+            model: "test".into(),
+            source: "test".into(),
+            weights_sha256: weights_sha256.into(),
+            query_prefix: models::encoder::QUERY_PREFIX.into(),
+            config: models::encoder::BertConfig {
+                hidden: 32,
+                layers: 1,
+                heads: 1,
+                intermediate: 32,
+                vocab_rows: 8,
+                max_positions: 8,
+                type_vocab: 1,
+                layer_norm_eps: 1e-12,
+            },
+        }
+    }
+
+    #[test]
+    fn encoder_with_other_weights_than_its_manifest_is_refused() {
+        use models::encoder::{MatmulPrecision, files, sha256_hex};
+        let dir = tempfile::tempdir().unwrap();
+        let missing = load_encoder(dir.path(), MatmulPrecision::Q4).err().unwrap();
+        assert!(format!("{missing:#}").contains("pqrs encoder fetch"));
+
+        std::fs::write(dir.path().join(files::WEIGHTS), b"some weights").unwrap();
+        std::fs::write(dir.path().join(files::TOKENIZER), b"{}").unwrap();
+        let other = serde_json::to_vec(&manifest(&sha256_hex(b"other weights"))).unwrap();
+        std::fs::write(dir.path().join(files::MANIFEST), other).unwrap();
+        let err = load_encoder(dir.path(), MatmulPrecision::Q4).err().unwrap();
+        assert!(format!("{err:#}").contains("SHA-256"), "{err:#}");
+
+        // With the right hash the weights themselves are checked, and these are not GGUF.
+        let same = serde_json::to_vec(&manifest(&sha256_hex(b"some weights"))).unwrap();
+        std::fs::write(dir.path().join(files::MANIFEST), same).unwrap();
+        let err = load_encoder(dir.path(), MatmulPrecision::Q4).err().unwrap();
+        assert!(!format!("{err:#}").contains("SHA-256"), "{err:#}");
+    }
+
+    /// The real encoder, when `PQRS_ENCODER_DIR` names a directory written by `pqrs encoder fetch`:
+    /// `PQRS_ENCODER_DIR=~/.cache/pqrs/encoder cargo test -p service -- --ignored real_encoder`.
+    #[test]
+    #[ignore = "needs `pqrs encoder fetch` and PQRS_ENCODER_DIR"]
+    fn real_encoder_ranks_a_paraphrase_above_an_unrelated_comment() {
+        use models::encoder::MatmulPrecision;
+        let dir = PathBuf::from(std::env::var_os("PQRS_ENCODER_DIR").expect("PQRS_ENCODER_DIR"));
+        for precision in [MatmulPrecision::Q4, MatmulPrecision::F32] {
+            let (encoder, manifest) = load_encoder(&dir, precision).unwrap();
+            assert_eq!(encoder.dim(), manifest.config.hidden);
+            let e = encoder
+                .embed(&[
+                    "llevo tres meses sin recibir la cuota monetaria de mi hijo",
+                    "no me han pagado el subsidio familiar desde hace varios meses",
+                    "el parque del centro recreacional estaba muy limpio, felicitaciones",
+                ])
+                .unwrap();
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+            for row in &e {
+                assert!((dot(row, row) - 1.0).abs() < 1e-4);
+            }
+            assert!(
+                dot(&e[0], &e[1]) > dot(&e[0], &e[2]),
+                "{precision:?}: paraphrase {} vs unrelated {}",
+                dot(&e[0], &e[1]),
+                dot(&e[0], &e[2])
+            );
+        }
     }
 }
