@@ -545,11 +545,13 @@ impl LinearModel {
             let mut at = 0;
             for ((head, &label), list) in self.heads.iter().zip(chosen).zip(strongest.iter_mut()) {
                 let width = head.labels.len();
+                let [a, b, c, d] = rows.map(|(weights, _)| &weights[at..at + width]);
                 let mut sums = [-0.0f32; GROUP];
-                for k in at..at + width {
-                    for (sum, (weights, _)) in sums.iter_mut().zip(&rows) {
-                        *sum += weights[k];
-                    }
+                for (((a, b), c), d) in a.iter().zip(b).zip(c).zip(d) {
+                    sums[0] += a;
+                    sums[1] += b;
+                    sums[2] += c;
+                    sums[3] += d;
                 }
                 for ((candidate, (weights, value)), sum) in group.iter().zip(&rows).zip(sums) {
                     // Contribution of a row: its value times (weight for the label − mean weight of the head's
