@@ -540,27 +540,42 @@ impl LinearModel {
         for list in strongest.iter_mut() {
             list.clear();
         }
-        for candidate in candidates.iter() {
-            let (row, value) = vector[candidate.index];
-            let start = row as usize * classes;
-            let row_weights = &self.weights[start..start + classes];
+        // Each mean is a sequential sum, a chain of dependent additions (that order defines the weights). Four
+        // candidates at a time keep four independent chains in flight, same sums, a fraction of the wait.
+        const GROUP: usize = 4;
+        for group in candidates.chunks(GROUP) {
+            let rows: [(&[f32], f32); GROUP] = std::array::from_fn(|g| {
+                let candidate = group.get(g).unwrap_or(&group[0]);
+                let (row, value) = vector[candidate.index];
+                let start = row as usize * classes;
+                (&self.weights[start..start + classes], value)
+            });
             let mut at = 0;
             for ((head, &label), list) in self.heads.iter().zip(chosen).zip(strongest.iter_mut()) {
                 let width = head.labels.len();
-                let weights = &row_weights[at..at + width];
-                at += width;
-                // Contribution of a row: its value times (weight for the label − mean weight of the head's
-                // labels), so that n-grams common to every label do not crowd out the ones that discriminate.
-                let mean = weights.iter().sum::<f32>() / width as f32;
-                let weight = value * (weights[label] - mean);
-                if weight > 0.0 {
-                    let ranked = Ranked {
-                        weight,
-                        span: candidate.span,
-                        occurrence: candidate.occurrence,
-                    };
-                    keep_strongest(list, n, ranked, normalized);
+                let [a, b, c, d] = rows.map(|(weights, _)| &weights[at..at + width]);
+                let mut sums = [-0.0f32; GROUP];
+                for (((a, b), c), d) in a.iter().zip(b).zip(c).zip(d) {
+                    sums[0] += a;
+                    sums[1] += b;
+                    sums[2] += c;
+                    sums[3] += d;
                 }
+                for ((candidate, (weights, value)), sum) in group.iter().zip(&rows).zip(sums) {
+                    // Contribution of a row: its value times (weight for the label − mean weight of the head's
+                    // labels), so that n-grams common to every label do not crowd out the ones that discriminate.
+                    let mean = sum / width as f32;
+                    let weight = value * (weights[at + label] - mean);
+                    if weight > 0.0 {
+                        let ranked = Ranked {
+                            weight,
+                            span: candidate.span,
+                            occurrence: candidate.occurrence,
+                        };
+                        keep_strongest(list, n, ranked, normalized);
+                    }
+                }
+                at += width;
             }
         }
     }
