@@ -233,7 +233,9 @@ pub fn parse_label_spec(spec: &str) -> Result<(String, String)> {
             Ok((head.trim().to_string(), col.trim().to_string()))
         }
         None if !spec.trim().is_empty() => Ok((spec.trim().to_string(), spec.trim().to_string())),
-        _ => Err(Error::Mapping(format!("--label must be HEAD=COL, got {spec:?}"))),
+        _ => Err(Error::Mapping(format!(
+            "--label must be HEAD=COL, got {spec:?}"
+        ))),
     }
 }
 

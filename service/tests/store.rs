@@ -272,7 +272,10 @@ async fn logged_predictions_are_queued_most_uncertain_first_masked_and_filtered(
     // Committed rows sit in the write-ahead log until a checkpoint: both files are searched.
     let mut raw = std::fs::read(fixture.db()).unwrap();
     raw.extend(std::fs::read(fixture.db().with_extension("sqlite3-wal")).unwrap_or_default());
-    assert!(raw.windows(18).any(|w| w == b"la cuota monetaria"), "the text is in the files");
+    assert!(
+        raw.windows(18).any(|w| w == b"la cuota monetaria"),
+        "the text is in the files"
+    );
     assert!(!raw.windows(10).any(|w| w == b"1036123456"));
     assert_eq!(logged(&generated)["channel"], Value::Null);
 

@@ -22,6 +22,11 @@ pub struct EvalArgs {
     /// Directory for report.md, metrics.json and the SVG charts.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also compare fast, deep and cascade, with the deep tier MODEL.deep written by `pqrs train --deep`.
+    #[arg(long)]
+    deep: bool,
+    #[command(flatten)]
+    encoder: super::deep::EncoderChoice,
 }
 
 /// Runs `pqrs eval`.
@@ -38,6 +43,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.out {
         training::report::write(dir, &evaluation, &model)?;
         println!("report written to {}", dir.display());
+    }
+    if args.deep {
+        super::deep::eval_tiers(
+            &model,
+            &super::deep::deep_path(&args.model),
+            &set,
+            &args.encoder,
+            args.out.as_deref(),
+        )?;
     }
     Ok(())
 }

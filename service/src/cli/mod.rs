@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod data;
 pub mod data_scale;
+pub mod deep;
 pub mod encoder;
 pub mod eval;
 pub mod feedback;

@@ -72,6 +72,19 @@ pub struct ServeArgs {
     /// $XDG_DATA_HOME/pqrs/pqrs.sqlite3, else ~/.local/share/pqrs/pqrs.sqlite3. Texts are stored masked.
     #[arg(long, env = "PQRS_DB", value_name = "PATH|none")]
     db: Option<String>,
+    /// Deep tier file (`pqrs train --deep` writes MODEL.deep): comments the fast model hesitates on are answered by
+    /// the encoder's fused heads on dedicated threads. Needs --model (the fast model it was trained for) and the
+    /// encoder (`pqrs encoder fetch`).
+    #[arg(long, env = "PQRS_DEEP", value_name = "FILE", requires = "model")]
+    deep: Option<PathBuf>,
+    #[command(flatten)]
+    encoder: super::deep::EncoderChoice,
+    /// Threads running the encoder.
+    #[arg(long, env = "PQRS_DEEP_THREADS", default_value_t = 1)]
+    deep_threads: usize,
+    /// Comments that may wait for the deep tier; when it is full the fast answer is sent, marked `degraded`.
+    #[arg(long, env = "PQRS_DEEP_QUEUE", default_value_t = 2)]
+    deep_queue: usize,
     /// Log filter in tracing's EnvFilter syntax (`info`, `debug`, `service=debug,tower_http=info`). Comment texts
     /// are logged only at debug level and only masked.
     #[arg(long, env = "PQRS_LOG", default_value = "info")]
@@ -98,6 +111,20 @@ impl ServeArgs {
             limits,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
             db: database(self.db.as_deref())?,
+            deep: self
+                .deep
+                .clone()
+                .map(|file| service::http::config::DeepServeConfig {
+                    file,
+                    encoder_dir: self
+                        .encoder
+                        .encoder
+                        .clone()
+                        .unwrap_or_else(service::model_source::encoder_dir),
+                    precision: self.encoder.encoder_precision,
+                    threads: self.deep_threads.max(1),
+                    queue: self.deep_queue,
+                }),
         })
     }
 }

@@ -79,6 +79,15 @@ pub struct TrainArgs {
     /// Also train and report the linfa baseline (logistic regression on the most frequent features).
     #[arg(long)]
     baseline: bool,
+    /// Also train the deep tier (fused heads over the encoder's embeddings and a cascade policy) and write it next
+    /// to the model as MODEL.deep. Needs the encoder (`pqrs encoder fetch`).
+    #[arg(long)]
+    deep: bool,
+    /// With --deep: mean latency per comment the cascade may spend, in milliseconds.
+    #[arg(long, default_value_t = 3.0, value_name = "MS")]
+    deep_target_ms: f64,
+    #[command(flatten)]
+    encoder: super::deep::EncoderChoice,
     /// Taxonomy to record in the model (default: the shipped one when the heads are type/theme/area).
     #[arg(long, env = "PQRS_TAXONOMY")]
     taxonomy: Option<PathBuf>,
@@ -313,6 +322,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if args.baseline {
         let baseline = training::baseline::linfa_baseline(&set, &config)?;
         println!("\n{baseline}");
+    }
+    if args.deep {
+        super::deep::train_deep(
+            &set,
+            &config,
+            &model,
+            &args.out,
+            &args.encoder,
+            args.deep_target_ms,
+        )?;
     }
     Ok(())
 }

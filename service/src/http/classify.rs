@@ -16,6 +16,7 @@ use models::routing::{RouteInput, mask, route};
 use models::{PredictOptions, Scratch};
 use serde::Serialize;
 
+use super::cascade::{DeepTier, Tier};
 use super::error::{ApiError, ErrorCode};
 use super::json::{json_error, not_an_object, parse, read_json_body};
 use super::observe;
@@ -61,13 +62,18 @@ fn check_tag(name: &str, value: &Option<String>) -> Result<(), ApiError> {
     }
 }
 
-/// Checks and classifies one comment with `served`. Never panics on any input.
-pub fn classify_one(
+/// What a valid request asks for, once checked.
+struct Checked {
+    options: PredictOptions,
+    received_at: DateTime<FixedOffset>,
+}
+
+/// Checks a request against the limits. Never panics on any input.
+fn check(
     state: &AppState,
-    served: &ServedModel,
-    mut request: ClassifyRequest,
+    request: &ClassifyRequest,
     server_time: DateTime<FixedOffset>,
-) -> Result<ClassifyResponse, ApiError> {
+) -> Result<Checked, ApiError> {
     let max_chars = state.limits().max_text_chars;
     if request.text.trim().is_empty() {
         return Err(ApiError::new(ErrorCode::EmptyText, "text is empty"));
@@ -98,13 +104,153 @@ pub fn classify_one(
             )
         })?,
     };
+    Ok(Checked {
+        options: PredictOptions {
+            top_k: top_k as usize,
+            explain: state.limits().explain_ngrams,
+        },
+        received_at,
+    })
+}
 
-    let options = PredictOptions {
-        top_k: top_k as usize,
-        explain: state.limits().explain_ngrams,
+/// Checks and classifies one comment with the fast model of `served`. Never panics on any input.
+pub fn classify_one(
+    state: &AppState,
+    served: &ServedModel,
+    request: ClassifyRequest,
+    server_time: DateTime<FixedOffset>,
+) -> Result<ClassifyResponse, ApiError> {
+    let checked = check(state, &request, server_time)?;
+    let prediction = SCRATCH.with_borrow_mut(|scratch| {
+        served
+            .model
+            .linear
+            .predict(&request.text, checked.options, scratch)
+    });
+    Ok(respond(
+        state,
+        served,
+        request,
+        &checked,
+        server_time,
+        prediction,
+        Tier::Fast,
+    ))
+}
+
+/// The cascade for one comment: the fast answer when the fast model is sure of every head, else the deep tier's
+/// (waiting for it on its own threads), or the fast answer marked degraded when the deep tier is busy.
+async fn classify_cascade(
+    state: &AppState,
+    served: &ServedModel,
+    deep: &DeepTier,
+    request: ClassifyRequest,
+    server_time: DateTime<FixedOffset>,
+) -> Result<ClassifyResponse, ApiError> {
+    let checked = check(state, &request, server_time)?;
+    let (prediction, unsure) = SCRATCH.with_borrow_mut(|scratch| {
+        let prediction = served
+            .model
+            .linear
+            .predict(&request.text, checked.options, scratch);
+        let mut chosen = Vec::new();
+        served
+            .model
+            .linear
+            .decode(&scratch.probabilities, &mut chosen);
+        let unsure = deep
+            .wants(&scratch.probabilities, &chosen)
+            .then(|| scratch.probabilities.clone());
+        (prediction, unsure)
+    });
+    let (prediction, tier) = match unsure {
+        None => (prediction, Tier::Fast),
+        Some(fast_probabilities) => match deep.answer(&request.text, &fast_probabilities).await {
+            Some(deep_probabilities) => (
+                deep_prediction(
+                    served,
+                    prediction,
+                    &deep_probabilities,
+                    checked.options.top_k,
+                ),
+                Tier::Deep,
+            ),
+            None => (prediction, Tier::Degraded),
+        },
     };
-    let prediction = SCRATCH
-        .with_borrow_mut(|scratch| served.model.linear.predict(&request.text, options, scratch));
+    observe::tier(tier);
+    Ok(respond(
+        state,
+        served,
+        request,
+        &checked,
+        server_time,
+        prediction,
+        tier,
+    ))
+}
+
+/// The fast prediction re-decided on the deep tier's probabilities: labels, confidences, top-k and review flags
+/// come from the fused heads (decoded with the fast model's parent links, so theme stays inside area). The
+/// explanation stays the fast model's n-gram evidence while the label is the same; for a label the deep tier
+/// changed, the n-grams did not support it, so none is quoted.
+fn deep_prediction(
+    served: &ServedModel,
+    fast: models::Prediction,
+    probabilities: &[f32],
+    top_k: usize,
+) -> models::Prediction {
+    let linear = &served.model.linear;
+    let mut chosen = Vec::new();
+    linear.decode(probabilities, &mut chosen);
+    let mut at = 0;
+    let heads = linear
+        .heads
+        .iter()
+        .zip(fast.heads)
+        .enumerate()
+        .map(|(h, (head, fast))| {
+            let probs = &probabilities[at..at + head.labels.len()];
+            at += head.labels.len();
+            let best = chosen[h];
+            let mut order: Vec<usize> = (0..probs.len()).collect();
+            order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+            let label = head.labels[best].clone();
+            models::HeadPrediction {
+                explanation: if label == fast.label {
+                    fast.explanation
+                } else {
+                    Vec::new()
+                },
+                head: fast.head,
+                confidence: probs[best],
+                needs_review: probs[best] < head.thresholds[best],
+                top_k: order
+                    .iter()
+                    .take(top_k.max(1))
+                    .map(|&i| models::Scored {
+                        label: head.labels[i].clone(),
+                        probability: probs[i],
+                    })
+                    .collect(),
+                label,
+            }
+        })
+        .collect();
+    models::Prediction { heads }
+}
+
+/// Routes, counts and logs a classified comment and builds its answer.
+fn respond(
+    state: &AppState,
+    served: &ServedModel,
+    mut request: ClassifyRequest,
+    checked: &Checked,
+    server_time: DateTime<FixedOffset>,
+    prediction: models::Prediction,
+    tier: Tier,
+) -> ClassifyResponse {
+    let received_at = checked.received_at;
     let needs_review = prediction.needs_review();
     count(state, served, &prediction);
 
@@ -134,16 +280,17 @@ pub fn classify_one(
         &prediction,
         route.as_ref(),
     );
-    Ok(ClassifyResponse {
+    ClassifyResponse {
         id,
         channel: request.channel,
         model: served.id().to_string(),
         server_time: timestamp(server_time),
         received_at: timestamp(received_at),
         needs_review,
+        tier,
         heads: Heads::from(prediction),
         route,
-    })
+    }
 }
 
 fn count(state: &AppState, served: &ServedModel, prediction: &models::Prediction) {
@@ -189,7 +336,10 @@ pub async fn classify(
     let bytes = read_json_body(&headers, body, state.limits().max_body_bytes).await?;
     let request: ClassifyRequest = parse(&bytes)?;
     let served = state.model();
-    let answer = classify_one(&state, &served, request, now())?;
+    let answer = match state.deep_tier_for(&served) {
+        Some(deep) => classify_cascade(&state, &served, deep, request, now()).await?,
+        None => classify_one(&state, &served, request, now())?,
+    };
     Ok(json_response(&answer))
 }
 

@@ -84,4 +84,21 @@ pub struct ServeConfig {
     pub shutdown_timeout: Duration,
     /// SQLite file of the prediction log and the corrections; `None` keeps no log (and no review endpoints).
     pub db: Option<PathBuf>,
+    /// The deep tier behind the cascade; `None` answers every comment with the fast model.
+    pub deep: Option<DeepServeConfig>,
+}
+
+/// Where the deep tier and its encoder are, and how much of the machine they may take.
+#[derive(Debug, Clone)]
+pub struct DeepServeConfig {
+    /// The `.deep` file written by `pqrs train --deep` for the served model.
+    pub file: PathBuf,
+    /// The converted encoder directory (`pqrs encoder fetch`).
+    pub encoder_dir: PathBuf,
+    /// Encoder matmul precision.
+    pub precision: models::encoder::MatmulPrecision,
+    /// Threads running the encoder.
+    pub threads: usize,
+    /// Comments that may wait for a deep thread; beyond, the fast answer is given, marked degraded.
+    pub queue: usize,
 }

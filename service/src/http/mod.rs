@@ -19,6 +19,7 @@
 //! gracefully. Wire types live in [`wire`] and are converted by hand from the domain types.
 
 pub mod admin;
+pub mod cascade;
 pub mod classify;
 pub mod config;
 pub mod error;

@@ -28,6 +28,7 @@ const REVIEW_RATIO: &str = "pqrs_needs_review_ratio";
 const MODEL_INFO: &str = "pqrs_model_info";
 const RELOADS: &str = "pqrs_model_reloads_total";
 const REJECTED: &str = "pqrs_http_rejected_total";
+const TIERS: &str = "pqrs_cascade_answers_total";
 
 /// Latency buckets in seconds: classification takes microseconds, so the buckets start at 50 µs.
 const LATENCY_BUCKETS: [f64; 16] = [
@@ -78,6 +79,10 @@ fn describe() {
     );
     metrics::describe_counter!(RELOADS, "Model reloads by result (ok, refused).");
     metrics::describe_counter!(REJECTED, "Requests refused before running, by reason.");
+    metrics::describe_counter!(
+        TIERS,
+        "Comments answered with a deep tier loaded, by the tier that answered (fast, deep, degraded)."
+    );
 }
 
 /// The Prometheus text of every metric.
@@ -140,6 +145,16 @@ pub(crate) fn model_loaded(previous: Option<&ServedModel>, current: &ServedModel
         metrics::gauge!(MODEL_INFO, &model_labels(previous)).set(0.0);
     }
     metrics::gauge!(MODEL_INFO, &model_labels(current)).set(1.0);
+}
+
+/// Counts which tier answered a comment when the cascade is on.
+pub(crate) fn tier(tier: super::cascade::Tier) {
+    let name = match tier {
+        super::cascade::Tier::Fast => "fast",
+        super::cascade::Tier::Deep => "deep",
+        super::cascade::Tier::Degraded => "degraded",
+    };
+    metrics::counter!(TIERS, "tier" => name).increment(1);
 }
 
 pub(crate) fn reload_result(ok: bool) {

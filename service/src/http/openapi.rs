@@ -168,6 +168,7 @@ fn classify_example() -> Value {
         "server_time": "2026-03-02T09:30:00.120-05:00",
         "received_at": "2026-03-02T09:30:00.120-05:00",
         "needs_review": false,
+        "tier": "fast",
         "heads": {
             "type": {
                 "label": "queja", "confidence": 0.91, "needs_review": false,
@@ -271,11 +272,13 @@ fn schemas() -> Value {
         },
         "ClassifyResponse": {
             "type": "object",
-            "required": ["model", "server_time", "received_at", "needs_review", "heads", "route"],
+            "required": ["model", "server_time", "received_at", "needs_review", "tier", "heads", "route"],
             "properties": {
                 "id": {"type": "string"},
                 "channel": {"type": "string"},
                 "model": {"type": "string", "description": "Id of the model that answered (see GET /v1/model)."},
+                "tier": {"type": "string", "enum": ["fast", "deep", "degraded"],
+                         "description": "Which tier answered: the fast model (confident on every head, or no deep tier loaded), the deep tier (fused encoder heads, for a comment the fast model hesitated on), or degraded (the deep tier was busy: the fast answer)."},
                 "server_time": {"type": "string", "format": "date-time"},
                 "received_at": {"type": "string", "format": "date-time"},
                 "needs_review": {"type": "boolean", "description": "At least one head asks for review."},

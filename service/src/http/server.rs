@@ -16,6 +16,47 @@ use super::state::{ApiKey, AppState};
 /// How often histogram samples are folded into their buckets when nobody scrapes `/metrics`.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
+/// Loads the fused heads and the encoder and starts the deep tier's threads, after checking that both belong to
+/// the served model.
+fn load_deep_tier(
+    config: &super::config::DeepServeConfig,
+    model_id: &str,
+) -> anyhow::Result<super::cascade::DeepTier> {
+    let bytes = std::fs::read(&config.file)
+        .with_context(|| format!("reading the deep tier {}", config.file.display()))?;
+    let heads = models::fusion::DeepHeads::from_bytes(&bytes)
+        .with_context(|| format!("loading the deep tier {}", config.file.display()))?;
+    anyhow::ensure!(
+        heads.fast_model_id == model_id,
+        "{} was trained for model {}, but the served model is {model_id}",
+        config.file.display(),
+        heads.fast_model_id
+    );
+    let (encoder, manifest) =
+        crate::model_source::load_encoder(&config.encoder_dir, config.precision)?;
+    anyhow::ensure!(
+        manifest.weights_sha256 == heads.encoder_sha256,
+        "{} needs the encoder with weights {}, but {} holds {}",
+        config.file.display(),
+        heads.encoder_sha256,
+        config.encoder_dir.display(),
+        manifest.weights_sha256
+    );
+    tracing::info!(
+        deep = %config.file.display(),
+        encoder = %config.encoder_dir.display(),
+        threads = config.threads,
+        queue = config.queue,
+        "deep tier loaded: the cascade is on"
+    );
+    Ok(super::cascade::DeepTier::start(
+        encoder,
+        heads,
+        config.threads,
+        config.queue,
+    ))
+}
+
 /// Serves until SIGTERM or SIGINT. Prints `listening on ADDR` on stdout once the socket is bound.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let api_key = config
@@ -51,8 +92,15 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             None
         }
     };
+    let model_id = model.info.id.clone();
     let state = AppState::with_prediction_log(model, path, api_key, config.limits, prediction_log)
         .map_err(anyhow::Error::msg)?;
+    if let Some(deep) = config.deep.clone() {
+        let tier = tokio::task::spawn_blocking(move || load_deep_tier(&deep, &model_id))
+            .await
+            .context("the deep tier loading task failed")??;
+        state.set_deep_tier(tier);
+    }
 
     let listener = TcpListener::bind(config.addr)
         .await

@@ -156,6 +156,8 @@ struct Shared {
     classified: AtomicU64,
     flagged_for_review: AtomicU64,
     prediction_log: Option<PredictionLog>,
+    /// The deep tier, when one is loaded (set once at start).
+    deep: std::sync::OnceLock<Arc<super::cascade::DeepTier>>,
 }
 
 /// What a successful reload did.
@@ -205,8 +207,23 @@ impl AppState {
                 classified: AtomicU64::new(0),
                 flagged_for_review: AtomicU64::new(0),
                 prediction_log,
+                deep: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Loads the deep tier behind the cascade; only the first call takes effect.
+    pub fn set_deep_tier(&self, tier: super::cascade::DeepTier) {
+        let _ = self.inner.deep.set(Arc::new(tier));
+    }
+
+    /// The deep tier, when one is loaded and was trained for `served` (after a reload to another model the
+    /// cascade is off: the fused heads were stacked on the old model's probabilities).
+    pub fn deep_tier_for(&self, served: &ServedModel) -> Option<&Arc<super::cascade::DeepTier>> {
+        self.inner
+            .deep
+            .get()
+            .filter(|deep| deep.heads().fast_model_id == served.id())
     }
 
     /// The model serving now. A request holds this `Arc` to its end, so a reload never changes the model under it.

@@ -269,6 +269,8 @@ pub struct ClassifyResponse {
     pub received_at: String,
     /// At least one head asks for review.
     pub needs_review: bool,
+    /// Which tier answered.
+    pub tier: super::cascade::Tier,
     /// One answer per head.
     pub heads: Heads,
     /// The route, when the model carries a taxonomy with routing rules; otherwise `null`.

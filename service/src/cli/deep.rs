@@ -1,0 +1,348 @@
+//! The deep tier on the command line: `pqrs train --deep` (fused heads and cascade policy written next to the
+//! model as `MODEL.deep`) and the fast / deep / cascade comparison of `pqrs eval`, with per-comment latencies.
+//!
+//! Embeddings are the slow part (tens of milliseconds a comment), so they are cached on disk by encoder and text:
+//! training and evaluating the same history embed each comment once.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use models::Model;
+use models::classifier::Scratch;
+use models::encoder::{Encoder, MatmulPrecision};
+use models::fusion::{DeepHeads, DeepScratch};
+use sha2::{Digest, Sha256};
+
+/// Where the encoder is and how to run it.
+#[derive(Debug, Clone, Args)]
+pub struct EncoderChoice {
+    /// Converted encoder directory (written by `pqrs encoder fetch`; default: the cache's `encoder/`).
+    #[arg(long, env = "PQRS_ENCODER_DIR", value_name = "DIR")]
+    pub encoder: Option<PathBuf>,
+    /// Encoder matmul precision: q4 (as shipped), f16 or f32.
+    #[arg(long, default_value = "q4", value_name = "PRECISION")]
+    pub encoder_precision: MatmulPrecision,
+}
+
+impl EncoderChoice {
+    /// Loads the encoder and returns it with the SHA-256 of its converted weights.
+    pub fn load(&self) -> anyhow::Result<(Encoder, String)> {
+        let dir = self
+            .encoder
+            .clone()
+            .unwrap_or_else(service::model_source::encoder_dir);
+        let started = Instant::now();
+        let (encoder, manifest) =
+            service::model_source::load_encoder(&dir, self.encoder_precision)?;
+        eprintln!(
+            "encoder {} loaded from {} in {:.2} s ({:?})",
+            &manifest.weights_sha256[..12],
+            dir.display(),
+            started.elapsed().as_secs_f64(),
+            self.encoder_precision
+        );
+        Ok((encoder, manifest.weights_sha256))
+    }
+}
+
+/// The deep tier file that belongs to `model`: the same path with the extension `.deep`.
+pub fn deep_path(model: &Path) -> PathBuf {
+    model.with_extension("deep")
+}
+
+/// Embeds every text (cached under the cache directory by encoder and texts), with a progress bar.
+pub fn embed_all(
+    encoder: &Encoder,
+    encoder_sha256: &str,
+    texts: &[&str],
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut hasher = Sha256::new();
+    hasher.update(encoder_sha256.as_bytes());
+    for t in texts {
+        hasher.update((t.len() as u64).to_le_bytes());
+        hasher.update(t.as_bytes());
+    }
+    let key: String = hasher.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = service::model_source::cache_dir()
+        .join("embeddings")
+        .join(format!("{key}.f32"));
+    if let Ok(cached) = read_embeddings(&path, texts.len()) {
+        eprintln!(
+            "embeddings of {} comments read from {}",
+            texts.len(),
+            path.display()
+        );
+        return Ok(cached);
+    }
+    // Similar lengths in one batch waste little on padding; the order is restored afterwards.
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| texts[i].len());
+    let bar = ProgressBar::new(texts.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} embedded ({eta} left)",
+        )
+        .expect("template is valid")
+        .progress_chars("=> "),
+    );
+    let mut embeddings = vec![Vec::new(); texts.len()];
+    for batch in order.chunks(16) {
+        let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
+        let vectors = encoder.embed(&batch_texts)?;
+        for (&i, v) in batch.iter().zip(vectors) {
+            embeddings[i] = v;
+        }
+        bar.inc(batch.len() as u64);
+    }
+    bar.finish_and_clear();
+    if let Err(e) = write_embeddings(&path, &embeddings) {
+        eprintln!("warning: embeddings not cached ({e:#})");
+    }
+    Ok(embeddings)
+}
+
+fn write_embeddings(path: &Path, embeddings: &[Vec<f32>]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(path.parent().expect("cache file has a parent"))?;
+    let dim = embeddings.first().map_or(0, Vec::len);
+    let tmp = path.with_extension("tmp");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    file.write_all(&(embeddings.len() as u64).to_le_bytes())?;
+    file.write_all(&(dim as u64).to_le_bytes())?;
+    for e in embeddings {
+        for x in e {
+            file.write_all(&x.to_le_bytes())?;
+        }
+    }
+    file.into_inner()?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn read_embeddings(path: &Path, expected: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.read_to_end(&mut bytes)?;
+    let word = |at: usize| -> anyhow::Result<u64> {
+        Ok(u64::from_le_bytes(
+            bytes.get(at..at + 8).context("short file")?.try_into()?,
+        ))
+    };
+    let (n, dim) = (word(0)? as usize, word(8)? as usize);
+    anyhow::ensure!(
+        n == expected && bytes.len() == 16 + n * dim * 4,
+        "cache file does not match"
+    );
+    Ok(bytes[16..]
+        .chunks_exact(dim * 4)
+        .map(|row| {
+            row.chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .collect()
+        })
+        .collect())
+}
+
+/// Mean single-comment encoder latency over up to 40 of `texts`, in milliseconds.
+pub fn encoder_latency_ms(encoder: &Encoder, texts: &[&str]) -> anyhow::Result<f64> {
+    let sample: Vec<&str> = texts
+        .iter()
+        .step_by((texts.len() / 40).max(1))
+        .take(40)
+        .copied()
+        .collect();
+    encoder.embed(&sample[..1])?;
+    let started = Instant::now();
+    for t in &sample {
+        encoder.embed(&[t])?;
+    }
+    Ok(started.elapsed().as_secs_f64() * 1000.0 / sample.len().max(1) as f64)
+}
+
+/// `pqrs train --deep`: trains the deep tier for the model just trained and writes it next to the model.
+pub fn train_deep(
+    set: &datasets::LabeledSet,
+    config: &training::TrainConfig,
+    fast: &Model,
+    model_path: &Path,
+    choice: &EncoderChoice,
+    target_mean_ms: f64,
+) -> anyhow::Result<()> {
+    let (encoder, sha) = choice.load()?;
+    let texts: Vec<&str> = set.records.iter().map(|r| r.text.as_str()).collect();
+    let encoder_ms = encoder_latency_ms(&encoder, &texts)?;
+    eprintln!("encoder: {encoder_ms:.1} ms per comment, one at a time");
+    let embeddings = embed_all(&encoder, &sha, &texts)?;
+    let deep_config = training::deep::DeepConfig {
+        target_mean_ms,
+        encoder_ms,
+        ..training::deep::DeepConfig::default()
+    };
+    let (deep, report) =
+        training::deep::fit_deep(set, config, fast, &embeddings, &sha, &deep_config)?;
+    let path = deep_path(model_path);
+    std::fs::write(&path, deep.to_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "deep tier: fused heads on {} comments, cascade chosen on {} (at most {:.1} % deep for {target_mean_ms} ms mean; {:.1} % went deep), {:.1} s",
+        report.n_stack,
+        report.n_cascade,
+        100.0 * report.allowed_share,
+        100.0 * report.validation.deep_share,
+        report.seconds
+    );
+    print_tiers(&report.validation, None);
+    println!("deep tier written to {}", path.display());
+    Ok(())
+}
+
+/// Latencies of the cascade, one comment at a time as the service answers them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CascadeLatency {
+    /// Comments timed.
+    pub comments: usize,
+    /// Mean fast-only latency, ms.
+    pub fast_mean_ms: f64,
+    /// Mean cascade latency, ms.
+    pub cascade_mean_ms: f64,
+    /// 50th percentile of the cascade, ms.
+    pub cascade_p50_ms: f64,
+    /// 99th percentile of the cascade, ms.
+    pub cascade_p99_ms: f64,
+    /// Mean latency of a comment sent deep (encoder and fused heads), ms.
+    pub deep_mean_ms: f64,
+    /// Share of the timed comments sent deep.
+    pub deep_share: f64,
+}
+
+/// `pqrs eval` with a deep tier: the three tiers side by side on `test`, and the cascade's latency per comment.
+pub fn eval_tiers(
+    fast: &Model,
+    deep_file: &Path,
+    test: &datasets::LabeledSet,
+    choice: &EncoderChoice,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(deep_file).with_context(|| format!("reading {}", deep_file.display()))?;
+    let deep = DeepHeads::from_bytes(&bytes)
+        .with_context(|| format!("loading the deep tier {}", deep_file.display()))?;
+    anyhow::ensure!(
+        deep.fast_model_id == fast.info.id,
+        "{} was trained for model {}, not {}",
+        deep_file.display(),
+        deep.fast_model_id,
+        fast.info.id
+    );
+    let (encoder, sha) = choice.load()?;
+    anyhow::ensure!(
+        sha == deep.encoder_sha256,
+        "the deep tier needs encoder {}, the encoder given is {}",
+        &deep.encoder_sha256[..12.min(deep.encoder_sha256.len())],
+        &sha[..12]
+    );
+    let texts: Vec<&str> = test.records.iter().map(|r| r.text.as_str()).collect();
+    let embeddings = embed_all(&encoder, &sha, &texts)?;
+    let comparison = training::deep::compare_tiers(fast, &deep, test, &embeddings)?;
+    let latency = cascade_latency(fast, &deep, &encoder, &texts)?;
+    print_tiers(&comparison, Some(&latency));
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("tiers.json");
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(&serde_json::json!({
+                "tiers": comparison,
+                "latency": latency,
+            }))?,
+        )?;
+        println!("tier comparison written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Runs the cascade one comment at a time over up to 1,000 of `texts`, timing each.
+fn cascade_latency(
+    fast: &Model,
+    deep: &DeepHeads,
+    encoder: &Encoder,
+    texts: &[&str],
+) -> anyhow::Result<CascadeLatency> {
+    let sample: Vec<&str> = texts
+        .iter()
+        .step_by((texts.len() / 1000).max(1))
+        .copied()
+        .collect();
+    let (mut scratch, mut deep_scratch) = (Scratch::default(), DeepScratch::default());
+    let (mut chosen, mut deep_probabilities) = (Vec::new(), Vec::new());
+    let mut fast_total = 0.0;
+    let mut deep_times = Vec::new();
+    let mut times = Vec::with_capacity(sample.len());
+    for text in &sample {
+        let started = Instant::now();
+        fast.linear.score(text, &mut scratch);
+        fast.linear.decode(&scratch.probabilities, &mut chosen);
+        let fast_done = started.elapsed().as_secs_f64();
+        fast_total += fast_done;
+        if deep.wants_deep(&scratch.probabilities, &chosen) {
+            let embedding = encoder.embed(&[text])?;
+            deep.score(
+                &scratch.probabilities,
+                &embedding[0],
+                &mut deep_scratch,
+                &mut deep_probabilities,
+            );
+            fast.linear.decode(&deep_probabilities, &mut chosen);
+            deep_times.push(started.elapsed().as_secs_f64() - fast_done);
+        }
+        times.push(started.elapsed().as_secs_f64());
+    }
+    let n = sample.len().max(1) as f64;
+    times.sort_by(f64::total_cmp);
+    let quantile =
+        |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)] * 1000.0;
+    Ok(CascadeLatency {
+        comments: sample.len(),
+        fast_mean_ms: fast_total * 1000.0 / n,
+        cascade_mean_ms: times.iter().sum::<f64>() * 1000.0 / n,
+        cascade_p50_ms: quantile(0.5),
+        cascade_p99_ms: quantile(0.99),
+        deep_mean_ms: deep_times.iter().sum::<f64>() * 1000.0 / deep_times.len().max(1) as f64,
+        deep_share: deep_times.len() as f64 / n,
+    })
+}
+
+fn print_tiers(comparison: &training::deep::TierComparison, latency: Option<&CascadeLatency>) {
+    println!(
+        "{:<12} {:>9} {:>9} {:>9}   macro-F1 on {} comments, {:.1} % sent deep by the cascade",
+        "head",
+        "fast",
+        "deep",
+        "cascade",
+        comparison.comments,
+        100.0 * comparison.deep_share
+    );
+    for h in &comparison.heads {
+        println!(
+            "{:<12} {:>9.4} {:>9.4} {:>9.4}",
+            h.head, h.fast, h.deep, h.cascade
+        );
+    }
+    if let Some(l) = latency {
+        println!(
+            "latency per comment ({} timed one at a time): fast {:.3} ms; cascade mean {:.2} ms, p50 {:.2} ms, p99 {:.1} ms; a deep answer adds {:.1} ms ({:.1} % went deep)",
+            l.comments,
+            l.fast_mean_ms,
+            l.cascade_mean_ms,
+            l.cascade_p50_ms,
+            l.cascade_p99_ms,
+            l.deep_mean_ms,
+            100.0 * l.deep_share
+        );
+    }
+}
