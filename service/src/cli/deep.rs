@@ -23,8 +23,9 @@ pub struct EncoderChoice {
     /// Converted encoder directory (written by `pqrs encoder fetch`; default: the cache's `encoder/`).
     #[arg(long, env = "PQRS_ENCODER_DIR", value_name = "DIR")]
     pub encoder: Option<PathBuf>,
-    /// Encoder matmul precision: q4 (as shipped), f16 or f32.
-    #[arg(long, default_value = "q4", value_name = "PRECISION")]
+    /// Encoder matmul precision: f32 (fastest on a portable x86-64 build), f16, or q4 (the shipped blocks; fast
+    /// only in builds with AVX2 enabled).
+    #[arg(long, default_value = "f32", value_name = "PRECISION")]
     pub encoder_precision: MatmulPrecision,
 }
 
