@@ -118,7 +118,12 @@ impl LowRankModel {
         scratch.probabilities.clear();
         for head in &self.heads {
             let start = scratch.probabilities.len();
-            head_logits(head, &scratch.hidden, &mut scratch.probabilities);
+            head_logits(
+                &head.weights,
+                &head.bias,
+                &scratch.hidden,
+                &mut scratch.probabilities,
+            );
             softmax_in_place(&mut scratch.probabilities[start..], 1.0);
         }
     }
@@ -157,11 +162,12 @@ fn embed_into(
     }
 }
 
-/// Appends the head's logits for `hidden` to `out`.
-fn head_logits(head: &LowRankHead, hidden: &[f32], out: &mut Vec<f32>) {
+/// Appends the logits of a head layer (`weights`: labels × dim, one `bias` per label) for `hidden` to `out`;
+/// training, validation and scoring all go through it.
+fn head_logits(weights: &[f32], bias: &[f32], hidden: &[f32], out: &mut Vec<f32>) {
     let dim = hidden.len();
-    for (c, b) in head.bias.iter().enumerate() {
-        let w = &head.weights[c * dim..(c + 1) * dim];
+    for (c, b) in bias.iter().enumerate() {
+        let w = &weights[c * dim..(c + 1) * dim];
         out.push(b + w.iter().zip(hidden).map(|(w, h)| w * h).sum::<f32>());
     }
 }
@@ -304,11 +310,7 @@ impl Trainer<'_> {
                 for (h, (weights, bias)) in heads.iter_mut().enumerate() {
                     let k = bias.len();
                     logits.clear();
-                    for c in 0..k {
-                        let w = &weights[c * dim..(c + 1) * dim];
-                        logits
-                            .push(bias[c] + w.iter().zip(&hidden).map(|(w, x)| w * x).sum::<f32>());
-                    }
+                    head_logits(weights, bias, &hidden, &mut logits);
                     softmax_in_place(&mut logits, 1.0);
                     let target = self.encoded[h].targets[i] as usize;
                     logits[target] -= 1.0;
@@ -386,10 +388,7 @@ impl Trainer<'_> {
             );
             for (h, (weights, bias)) in heads.iter().enumerate() {
                 logits.clear();
-                for (c, b) in bias.iter().enumerate() {
-                    let w = &weights[c * dim..(c + 1) * dim];
-                    logits.push(b + w.iter().zip(&hidden).map(|(w, x)| w * x).sum::<f32>());
-                }
+                head_logits(weights, bias, &hidden, &mut logits);
                 predicted[h].push(argmax(&logits) as u32);
             }
         }
