@@ -153,13 +153,9 @@ async fn classify_cascade(
             .model
             .linear
             .predict(&request.text, checked.options, scratch);
-        let mut chosen = Vec::new();
-        served
-            .model
-            .linear
-            .decode(&scratch.probabilities, &mut chosen);
+        // `predict` leaves its probabilities and decoded labels in the scratch.
         let unsure = deep
-            .wants(&scratch.probabilities, &chosen)
+            .wants(&scratch.probabilities, &scratch.chosen)
             .then(|| scratch.probabilities.clone());
         (prediction, unsure)
     });
