@@ -123,6 +123,35 @@ impl DeepHeads {
         false
     }
 
+    /// The answer of the cascade once the deep tier has run: per head, the fused head's probabilities where the
+    /// fast model hesitated on that head, the fast model's where it was sure. Decode `out` with the fast model's
+    /// parent links as usual, so that a theme stays inside its area whichever tier chose each.
+    ///
+    /// Why per head: a comment goes deep because *some* head hesitated; on the heads the fast model was sure of,
+    /// its n-grams are the better evidence (on held-out comments the fused heads are weaker than the fast model
+    /// across the board and only win where it hesitates).
+    pub fn cascade_probabilities(
+        &self,
+        fast_probabilities: &[f32],
+        chosen: &[usize],
+        deep_probabilities: &[f32],
+        out: &mut Vec<f32>,
+    ) {
+        out.clear();
+        let mut at = 0;
+        for (h, head) in self.heads.iter().enumerate() {
+            let k = head.labels.len();
+            let unsure = fast_probabilities[at + chosen[h]] < self.cascade.min_fast_confidence[h];
+            let source = if unsure {
+                deep_probabilities
+            } else {
+                fast_probabilities
+            };
+            out.extend_from_slice(&source[at..at + k]);
+            at += k;
+        }
+    }
+
     /// Writes every fused head's probabilities into `out` (heads concatenated, like the fast model's output).
     pub fn score(
         &self,
@@ -297,6 +326,22 @@ mod tests {
         let deep = tiny();
         assert!(deep.wants_deep(&[0.6, 0.4], &[0]));
         assert!(!deep.wants_deep(&[0.1, 0.9], &[1]));
+    }
+
+    #[test]
+    fn only_the_heads_the_fast_model_hesitated_on_take_the_deep_answer() {
+        let mut deep = tiny();
+        let mut second = deep.heads[0].clone();
+        second.name = "area".into();
+        deep.heads.push(second);
+        deep.fast_classes = 4;
+        deep.cascade.min_fast_confidence = vec![0.8, 0.7];
+        let fast = [0.9, 0.1, 0.6, 0.4];
+        let fused = [0.2, 0.8, 0.3, 0.7];
+        let mut out = Vec::new();
+        deep.cascade_probabilities(&fast, &[0, 0], &fused, &mut out);
+        // The first head was sure (0.9 ≥ 0.8): its fast answer stays; the second hesitated (0.6 < 0.7).
+        assert_eq!(out, vec![0.9, 0.1, 0.3, 0.7]);
     }
 
     #[test]

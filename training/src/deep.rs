@@ -278,7 +278,7 @@ pub fn fit_deep(
     let allowed_share =
         ((config.target_mean_ms - config.fast_ms) / config.encoder_ms).clamp(0.0, 1.0);
     let gold: Vec<Vec<Option<usize>>> = heads.iter().map(|(_, _, t)| t.clone()).collect();
-    let cases = Cases::new(
+    let mut cases = Cases::new(
         fast,
         &deep,
         &cascade_ids,
@@ -287,7 +287,7 @@ pub fn fit_deep(
         embeddings,
     );
     deep.cascade.min_fast_confidence = cases.choose_policy(allowed_share);
-    let validation = cases.compare(&deep);
+    let validation = cases.compare(&deep.cascade.min_fast_confidence);
     deep.cascade.validation_deep_share = validation.deep_share;
     let report = DeepReport {
         n_stack: stack_ids.len(),
@@ -336,7 +336,10 @@ pub fn compare_tiers(
                 .collect()
         })
         .collect();
-    Ok(Cases::new(fast, deep, &ids, &gold, &probabilities, embeddings).compare(deep))
+    Ok(
+        Cases::new(fast, deep, &ids, &gold, &probabilities, embeddings)
+            .compare(&deep.cascade.min_fast_confidence),
+    )
 }
 
 /// How the fast model's heads line up with the data's heads.
@@ -449,79 +452,112 @@ fn head_macro_f1(
     macro_f1(&gold, &predicted, k)
 }
 
-/// One head of one held-out comment: the fast choice, the deep choice, the fast confidence and the gold label.
-#[derive(Debug, Clone, Copy)]
+/// One held-out comment: both tiers' probabilities, the fast choice per head and the gold label per head.
 struct Case {
-    fast: usize,
-    deep: usize,
-    confidence: f32,
-    gold: Option<usize>,
+    fast: Vec<f32>,
+    deep: Vec<f32>,
+    fast_chosen: Vec<usize>,
+    /// Per head: the fast model's confidence in its choice.
+    confidence: Vec<f32>,
+    gold: Vec<Option<usize>>,
 }
 
-/// Per held-out comment: the fast and the deep decisions and the fast confidences, so that many cascade policies
-/// can be scored without running the models again.
-struct Cases {
-    /// Per comment, per head: fast choice, deep choice, fast confidence, gold.
-    rows: Vec<Vec<Case>>,
+/// The held-out comments with both tiers' answers computed once, so that many cascade policies can be scored
+/// without running the models again.
+struct Cases<'a> {
+    fast: &'a Model,
+    deep: DeepHeads,
+    rows: Vec<Case>,
     names: Vec<String>,
     labels: Vec<usize>,
 }
 
-impl Cases {
+impl<'a> Cases<'a> {
     fn new(
-        fast: &Model,
+        fast: &'a Model,
         deep: &DeepHeads,
         ids: &[usize],
         gold: &[Vec<Option<usize>>],
         probabilities: &[Vec<f32>],
         embeddings: &[Vec<f32>],
     ) -> Self {
-        let (mut scratch, mut out) = (DeepScratch::default(), Vec::new());
-        let (mut fast_chosen, mut deep_chosen) = (Vec::new(), Vec::new());
+        let mut scratch = DeepScratch::default();
         let rows = ids
             .iter()
             .map(|&i| {
+                let mut fast_chosen = Vec::new();
                 fast.linear.decode(&probabilities[i], &mut fast_chosen);
-                deep.score(&probabilities[i], &embeddings[i], &mut scratch, &mut out);
-                // The fast model's decoding keeps theme inside area for the deep answer too.
-                fast.linear.decode(&out, &mut deep_chosen);
+                let mut deep_probabilities = Vec::new();
+                deep.score(
+                    &probabilities[i],
+                    &embeddings[i],
+                    &mut scratch,
+                    &mut deep_probabilities,
+                );
                 let mut at = 0;
-                deep.heads
+                let confidence = deep
+                    .heads
                     .iter()
                     .enumerate()
                     .map(|(h, head)| {
-                        let row = Case {
-                            fast: fast_chosen[h],
-                            deep: deep_chosen[h],
-                            confidence: probabilities[i][at + fast_chosen[h]],
-                            gold: gold[h][i],
-                        };
+                        let c = probabilities[i][at + fast_chosen[h]];
                         at += head.labels.len();
-                        row
+                        c
                     })
-                    .collect()
+                    .collect();
+                Case {
+                    fast: probabilities[i].clone(),
+                    deep: deep_probabilities,
+                    fast_chosen,
+                    confidence,
+                    gold: gold.iter().map(|g| g[i]).collect(),
+                }
             })
             .collect();
         Self {
+            fast,
+            deep: deep.clone(),
             rows,
             names: deep.heads.iter().map(|h| h.name.clone()).collect(),
             labels: deep.heads.iter().map(|h| h.labels.len()).collect(),
         }
     }
 
-    /// Macro-F1 per head when comments with `goes_deep` take the deep answer, and the share that did.
-    fn score(&self, goes_deep: impl Fn(&[Case]) -> bool) -> (Vec<f64>, f64) {
+    /// Macro-F1 per head and the share of comments sent deep under per-head `thresholds` (`None`: every comment
+    /// goes deep and takes the fused heads on every head, the "deep" tier alone).
+    fn score(&mut self, thresholds: Option<&[f32]>) -> (Vec<f64>, f64) {
         let heads = self.labels.len();
         let mut gold = vec![Vec::new(); heads];
         let mut predicted = vec![Vec::new(); heads];
         let mut deep_count = 0;
+        let (mut mixed, mut chosen) = (Vec::new(), Vec::new());
+        if let Some(t) = thresholds {
+            self.deep.cascade.min_fast_confidence = t.to_vec();
+        }
         for row in &self.rows {
-            let deep = goes_deep(row);
-            deep_count += usize::from(deep);
-            for (h, case) in row.iter().enumerate() {
-                let Some(g) = case.gold else { continue };
+            let decided = match thresholds {
+                None => {
+                    deep_count += 1;
+                    self.fast.linear.decode(&row.deep, &mut chosen);
+                    &chosen
+                }
+                Some(t) if row.confidence.iter().zip(t).any(|(c, t)| c < t) => {
+                    deep_count += 1;
+                    self.deep.cascade_probabilities(
+                        &row.fast,
+                        &row.fast_chosen,
+                        &row.deep,
+                        &mut mixed,
+                    );
+                    self.fast.linear.decode(&mixed, &mut chosen);
+                    &chosen
+                }
+                Some(_) => &row.fast_chosen,
+            };
+            for h in 0..heads {
+                let Some(g) = row.gold[h] else { continue };
                 gold[h].push(g as u32);
-                predicted[h].push(if deep { case.deep } else { case.fast } as u32);
+                predicted[h].push(decided[h] as u32);
             }
         }
         let f1 = (0..heads)
@@ -532,11 +568,11 @@ impl Cases {
 
     /// Per-head confidence thresholds, from a grid of each head's confidence quantiles, that maximise the mean
     /// macro-F1 over heads with at most `allowed_share` of the comments sent deep (ties: the smaller share).
-    fn choose_policy(&self, allowed_share: f64) -> Vec<f32> {
+    fn choose_policy(&mut self, allowed_share: f64) -> Vec<f32> {
         let heads = self.labels.len();
         let grid: Vec<Vec<f32>> = (0..heads)
             .map(|h| {
-                let mut c: Vec<f32> = self.rows.iter().map(|r| r[h].confidence).collect();
+                let mut c: Vec<f32> = self.rows.iter().map(|r| r.confidence[h]).collect();
                 c.sort_by(f32::total_cmp);
                 let mut values = vec![0.0];
                 for q in [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5] {
@@ -557,8 +593,7 @@ impl Cases {
                 .enumerate()
                 .map(|(h, &c)| grid[h][c])
                 .collect();
-            let (f1, share) =
-                self.score(|row| row.iter().zip(&thresholds).any(|(r, t)| r.confidence < *t));
+            let (f1, share) = self.score(Some(&thresholds));
             let mean = f1.iter().sum::<f64>() / heads as f64;
             if share <= allowed_share
                 && (mean > best.0 + 1e-9 || ((mean - best.0).abs() <= 1e-9 && share < best.1))
@@ -581,12 +616,11 @@ impl Cases {
         }
     }
 
-    fn compare(&self, deep: &DeepHeads) -> TierComparison {
-        let (fast, _) = self.score(|_| false);
-        let (all_deep, _) = self.score(|_| true);
-        let thresholds = &deep.cascade.min_fast_confidence;
-        let (cascade, share) =
-            self.score(|row| row.iter().zip(thresholds).any(|(r, t)| r.confidence < *t));
+    fn compare(&mut self, thresholds: &[f32]) -> TierComparison {
+        let never = vec![f32::NEG_INFINITY; self.labels.len()];
+        let (fast, _) = self.score(Some(&never));
+        let (all_deep, _) = self.score(None);
+        let (cascade, share) = self.score(Some(thresholds));
         TierComparison {
             comments: self.rows.len(),
             heads: self

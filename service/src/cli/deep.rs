@@ -280,7 +280,8 @@ fn cascade_latency(
         .copied()
         .collect();
     let (mut scratch, mut deep_scratch) = (Scratch::default(), DeepScratch::default());
-    let (mut chosen, mut deep_probabilities) = (Vec::new(), Vec::new());
+    let (mut chosen, mut deep_probabilities, mut answer_probabilities) =
+        (Vec::new(), Vec::new(), Vec::new());
     let mut fast_total = 0.0;
     let mut deep_times = Vec::new();
     let mut times = Vec::with_capacity(sample.len());
@@ -298,7 +299,13 @@ fn cascade_latency(
                 &mut deep_scratch,
                 &mut deep_probabilities,
             );
-            fast.linear.decode(&deep_probabilities, &mut chosen);
+            deep.cascade_probabilities(
+                &scratch.probabilities,
+                &chosen,
+                &deep_probabilities,
+                &mut answer_probabilities,
+            );
+            fast.linear.decode(&answer_probabilities, &mut chosen);
             deep_times.push(started.elapsed().as_secs_f64() - fast_done);
         }
         times.push(started.elapsed().as_secs_f64());

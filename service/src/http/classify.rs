@@ -156,23 +156,29 @@ async fn classify_cascade(
         // `predict` leaves its probabilities and decoded labels in the scratch.
         let unsure = deep
             .wants(&scratch.probabilities, &scratch.chosen)
-            .then(|| scratch.probabilities.clone());
+            .then(|| (scratch.probabilities.clone(), scratch.chosen.clone()));
         (prediction, unsure)
     });
     let (prediction, tier) = match unsure {
         None => (prediction, Tier::Fast),
-        Some(fast_probabilities) => match deep.answer(&request.text, &fast_probabilities).await {
-            Some(deep_probabilities) => (
-                deep_prediction(
-                    served,
-                    prediction,
-                    &deep_probabilities,
-                    checked.options.top_k,
-                ),
-                Tier::Deep,
-            ),
-            None => (prediction, Tier::Degraded),
-        },
+        Some((fast_probabilities, fast_chosen)) => {
+            match deep.answer(&request.text, &fast_probabilities).await {
+                Some(deep_probabilities) => {
+                    let mut answer = Vec::new();
+                    deep.heads().cascade_probabilities(
+                        &fast_probabilities,
+                        &fast_chosen,
+                        &deep_probabilities,
+                        &mut answer,
+                    );
+                    (
+                        deep_prediction(served, prediction, &answer, checked.options.top_k),
+                        Tier::Deep,
+                    )
+                }
+                None => (prediction, Tier::Degraded),
+            }
+        }
     };
     observe::tier(tier);
     Ok(respond(
@@ -186,10 +192,11 @@ async fn classify_cascade(
     ))
 }
 
-/// The fast prediction re-decided on the deep tier's probabilities: labels, confidences, top-k and review flags
-/// come from the fused heads (decoded with the fast model's parent links, so theme stays inside area). The
-/// explanation stays the fast model's n-gram evidence while the label is the same; for a label the deep tier
-/// changed, the n-grams did not support it, so none is quoted.
+/// The fast prediction re-decided on the cascade's probabilities (the fused heads' on the heads the fast model
+/// hesitated on, its own on the others): labels, confidences, top-k and review flags come from them, decoded with
+/// the fast model's parent links so that theme stays inside area. The explanation stays the fast model's n-gram
+/// evidence while the label is the same; for a label the deep tier changed, the n-grams did not support it, so
+/// none is quoted.
 fn deep_prediction(
     served: &ServedModel,
     fast: models::Prediction,
