@@ -10,8 +10,9 @@
 //! - closed loop (`--closed N`, repeatable): N connections each send the next request as soon as the last one is
 //!   answered; this measures the most the server can answer.
 //! - closed loop driven by `wrk` (`--wrk N`, repeatable): the same, but the requests come from `wrk`, an epoll
-//!   generator in C that costs the shared cores a few µs per request where this hyper client costs ~17 µs; on a
-//!   2-core machine the generator's share caps what the server can show. `benches/http/install-wrk.sh` installs it.
+//!   generator in C that costs the shared cores ~9 µs per request (kernel included) where this hyper client
+//!   costs ~17 µs; on a 2-core machine the generator's share caps what the server can show.
+//!   `benches/http/install-wrk.sh` installs it.
 //!
 //! ```sh
 //! cargo build --release -p service -p benches
