@@ -141,6 +141,34 @@ async fn wait_for_cells(browser: &Client, head: &str, expected: &[&str]) {
     }
 }
 
+/// Types `key` into the key form and submits it.
+async fn submit_key(browser: &Client, key: &str) {
+    let key_field = wait_for(browser, "#api-key").await;
+    key_field.send_keys(key).await.unwrap();
+    browser
+        .find(Locator::Css("#login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits until the first comment's `head` is reviewed and returns what the page says of the review.
+async fn review_result(browser: &Client, head: &str) -> String {
+    let done = wait_for(
+        browser,
+        &format!("#item-0 fieldset.head.done[data-head=\"{head}\"]"),
+    )
+    .await;
+    done.find(Locator::Css(".result"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver; run tests/browser/run.sh"]
 async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_stored() {
@@ -229,15 +257,7 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
         .send_keys(REVIEWER)
         .await
         .unwrap();
-    let key_field = wait_for(&browser, "#api-key").await;
-    key_field.send_keys("clave-equivocada").await.unwrap();
-    browser
-        .find(Locator::Css("#login-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_key(&browser, "clave-equivocada").await;
     let refusal = wait_for_text(&browser, "#alert", "no es válida").await;
     assert!(refusal.contains("clave"), "{refusal}");
     assert!(
@@ -251,15 +271,7 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
     );
 
     // The right key: the queue loads, most uncertain first, as the API orders it.
-    let key_field = wait_for(&browser, "#api-key").await;
-    key_field.send_keys(KEY).await.unwrap();
-    browser
-        .find(Locator::Css("#login-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_key(&browser, KEY).await;
     let first = wait_for(&browser, "#queue li.item.current").await;
     assert_eq!(
         first.attr("data-id").await.unwrap().as_deref(),
@@ -303,18 +315,7 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
         .unwrap();
     assert_ne!(corrected, predicted);
     first.send_keys(&shortcut).await.unwrap();
-    let done = wait_for(
-        &browser,
-        &format!("#item-0 fieldset.head.done[data-head=\"{head}\"]"),
-    )
-    .await;
-    let result = done
-        .find(Locator::Css(".result"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let result = review_result(&browser, &head).await;
     assert!(result.starts_with("Corregida"), "{result}");
     assert!(result.contains(REVIEWER), "{result}");
 
@@ -328,18 +329,7 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
         .click()
         .await
         .unwrap();
-    let done = wait_for(
-        &browser,
-        &format!("#item-0 fieldset.head.done[data-head=\"{confirmed_head}\"]"),
-    )
-    .await;
-    let result = done
-        .find(Locator::Css(".result"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let result = review_result(&browser, &confirmed_head).await;
     assert!(result.starts_with("Confirmada"), "{result}");
 
     // The dashboard follows the reviews: for the corrected head one reviewed and none agreed, for the confirmed
