@@ -214,3 +214,66 @@ impl Connection {
         Ok((size > 0).then_some(chunk))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// Accepts one connection, reads one request head and answers `answer`; returns the head it read.
+    fn answer_once(answer: &'static [u8]) -> (SocketAddr, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            (&stream).write_all(answer).unwrap();
+            head
+        });
+        (addr, server)
+    }
+
+    #[test]
+    fn a_chunked_answer_is_read_whole() {
+        let (addr, server) = answer_once(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Request-Id: 7\r\n\r\n\
+              4\r\n{\"a\"\r\n3;x=y\r\n:1}\r\n0\r\n\r\n",
+        );
+        let response = Connection::open(addr).unwrap().get("/x").unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("x-request-id"), Some("7"));
+        assert_eq!(response.json(), serde_json::json!({"a": 1}));
+        let head = server.join().unwrap();
+        assert!(head.starts_with("GET /x HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("Content-Length: 0\r\n"), "{head}");
+    }
+
+    #[test]
+    fn json_requests_carry_the_key_and_a_body_that_is_not_json_is_an_error() {
+        let (addr, server) =
+            answer_once(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy");
+        let outcome = Connection::open(addr).unwrap().json(
+            "POST",
+            "/v1/feedback",
+            Some(&serde_json::json!({"id": "k"})),
+            Some("secret"),
+        );
+        assert!(outcome.is_err(), "{outcome:?}");
+        let head = server.join().unwrap();
+        assert!(head.contains("Authorization: Bearer secret\r\n"), "{head}");
+        assert!(
+            head.contains("Content-Type: application/json\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("Content-Length: 10\r\n"), "{head}");
+    }
+}

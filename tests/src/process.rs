@@ -147,3 +147,53 @@ pub fn start_and_read(
     };
     (process, rest.trim().trim_end_matches('.').to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(script: &str) -> Command {
+        let mut command = Command::new("sh");
+        command.args(["-c", script]);
+        command
+    }
+
+    #[test]
+    fn any_line_skips_other_lines_and_trims_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut process, port) = start_and_read(
+            shell("echo starting; echo 'ready on port 4242.'; exec sleep 30"),
+            Group::Own,
+            Ready::AnyLine("on port "),
+            &dir.path().join("log"),
+        );
+        assert_eq!(port, "4242");
+        assert!(!process.has_exited());
+        process.signal("TERM");
+        assert!(crate::eventually(Duration::from_secs(10), || process.has_exited()));
+    }
+
+    #[test]
+    #[should_panic(expected = "unexpected first line \"starting\"")]
+    fn first_line_refuses_any_other_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        start_and_read(
+            shell("echo starting; echo 'listening on 127.0.0.1:1'; exec sleep 30"),
+            Group::Inherit,
+            Ready::FirstLine("listening on "),
+            &dir.path().join("log"),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "printed no `listening on ` line")]
+    fn a_program_that_exits_silently_fails_with_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        start_and_read(
+            shell("echo broken >&2"),
+            Group::Inherit,
+            Ready::FirstLine("listening on "),
+            &dir.path().join("log"),
+        );
+    }
+}
