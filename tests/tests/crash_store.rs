@@ -3,18 +3,17 @@
 //! writes, then restarted on the same file. Every correction answered 201 must be there, every prediction the
 //! server counted as committed before the kill must be there, and SQLite's integrity check must pass.
 //!
-//! The binary is found as in `e2e_serve.rs` (next to this test's executable, else built; `PQRS_BIN` overrides).
+//! The harness (binary, server, HTTP client) is the `tests` crate's library: the binary is found next to this
+//! test's executable, else built; `PQRS_BIN` overrides.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use tests::{IfMissing, Server, counter, eventually, pqrs_binary, serve_command};
 
 const KEY: &str = "crash-key-0123456789";
 const TEXTS: [&str; 4] = [
@@ -24,186 +23,6 @@ const TEXTS: [&str; 4] = [
     "Me cobraron dos veces la inscripción al curso y no me han devuelto el dinero",
 ];
 
-fn pqrs_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("PQRS_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps");
-    let binary = profile_dir.join(format!("pqrs{}", std::env::consts::EXE_SUFFIX));
-    if !binary.exists() {
-        let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args(["build", "-p", "service", "--bin", "pqrs"])
-            .env("CARGO_TARGET_DIR", target_dir);
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().expect("cargo runs").success(),
-            "building pqrs failed"
-        );
-    }
-    binary
-}
-
-/// A keep-alive HTTP/1.1 connection that reads Content-Length answers (every answer of these routes has one).
-struct Connection {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Connection {
-    fn open(addr: SocketAddr) -> std::io::Result<Self> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        stream.set_nodelay(true)?;
-        Ok(Self {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-        })
-    }
-
-    fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> std::io::Result<(u16, Vec<u8>)> {
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {KEY}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        self.writer.write_all(head.as_bytes())?;
-        self.writer.write_all(body.as_bytes())?;
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let status = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
-        let mut length = 0;
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line)? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().map_err(std::io::Error::other)?;
-            }
-        }
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body)?;
-        Ok((status, body))
-    }
-
-    fn json(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> std::io::Result<(u16, Value)> {
-        let (status, bytes) = self.request(method, path, body)?;
-        let value = serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
-        Ok((status, value))
-    }
-}
-
-/// The server process; killed if the test fails before it stops.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(cache: &Path, db: &Path, log: PathBuf) -> Server {
-        let mut child = Command::new(pqrs_binary())
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--api-key",
-                KEY,
-                "--log-format",
-                "json",
-                "--db",
-            ])
-            .arg(db)
-            .env("PQRS_CACHE_DIR", cache)
-            .env_remove("PQRS_MODEL")
-            .env_remove("PQRS_ADDR")
-            .env_remove("PQRS_DB")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("pqrs starts");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // The first start trains the default model into the temporary cache.
-        let line = receiver
-            .recv_timeout(Duration::from_secs(600))
-            .unwrap_or_else(|e| {
-                panic!(
-                    "no `listening on` line ({e}); log: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        let addr = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        Server { child, addr, log }
-    }
-
-    fn connect(&self) -> Connection {
-        Connection::open(self.addr).expect("the server accepts connections")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// The value of an unlabelled counter in Prometheus text.
-fn counter(metrics: &str, name: &str) -> Option<u64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .map(|value| value as u64)
-}
-
 /// A correction the server acknowledged with 201.
 #[derive(Debug, Clone)]
 struct Acknowledged {
@@ -212,15 +31,11 @@ struct Acknowledged {
     correct_label: String,
 }
 
-fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+/// `pqrs serve` with JSON logs and the QA store in `db`, the default model cached in `cache`.
+fn start(cache: &Path, db: &Path, log: PathBuf) -> Server {
+    let mut command = serve_command(&pqrs_binary(IfMissing::Build), cache, KEY);
+    command.args(["--log-format", "json", "--db"]).arg(db);
+    Server::start(command, log)
 }
 
 #[test]
@@ -228,7 +43,7 @@ fn a_killed_server_keeps_every_acknowledged_correction_and_committed_prediction(
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let db = dir.path().join("qa.sqlite3");
-    let server = Server::start(&cache, &db, dir.path().join("first.log"));
+    let server = start(&cache, &db, dir.path().join("first.log"));
 
     let stop = Arc::new(AtomicBool::new(false));
     let classified = Arc::new(AtomicUsize::new(0));
@@ -243,12 +58,12 @@ fn a_killed_server_keeps_every_acknowledged_correction_and_committed_prediction(
             while !stop.load(Ordering::SeqCst) {
                 let outcome = if n % 2 == 0 {
                     let body = json!({"text": TEXTS[n % TEXTS.len()], "id": format!("k{client}-{n}")});
-                    connection.json("POST", "/v1/classify", Some(&body)).map(|(s, _)| (s, 1))
+                    connection.json("POST", "/v1/classify", Some(&body), Some(KEY)).map(|(s, _)| (s, 1))
                 } else {
                     let items: Vec<Value> = (0..8)
                         .map(|i| json!({"text": TEXTS[(n + i) % TEXTS.len()], "id": format!("k{client}-{n}-{i}")}))
                         .collect();
-                    connection.json("POST", "/v1/classify/batch", Some(&json!({"items": items}))).map(|(s, _)| (s, 8))
+                    connection.json("POST", "/v1/classify/batch", Some(&json!({"items": items})), Some(KEY)).map(|(s, _)| (s, 8))
                 };
                 match outcome {
                     Ok((200, count)) => {
@@ -270,14 +85,14 @@ fn a_killed_server_keeps_every_acknowledged_correction_and_committed_prediction(
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
                 let Ok((200, answer)) =
-                    connection.json("POST", "/v1/classify", Some(&json!({"text": TEXTS[(client + n) % TEXTS.len()]})))
+                    connection.json("POST", "/v1/classify", Some(&json!({"text": TEXTS[(client + n) % TEXTS.len()]})), Some(KEY))
                 else {
                     break;
                 };
                 let id = answer["id"].as_str().expect("a generated id").to_string();
                 let correct_label = if n % 3 == 0 { "queja" } else { answer["heads"]["type"]["label"].as_str().unwrap() };
                 let body = json!({"id": id, "head": "type", "correct_label": correct_label, "reviewer": format!("qa-{client}")});
-                match connection.json("POST", "/v1/feedback", Some(&body)) {
+                match connection.json("POST", "/v1/feedback", Some(&body), Some(KEY)) {
                     Ok((201, stored)) => acknowledged.lock().unwrap().push(Acknowledged {
                         feedback_id: stored["feedback_id"].as_i64().unwrap(),
                         id,
@@ -300,16 +115,18 @@ fn a_killed_server_keeps_every_acknowledged_correction_and_committed_prediction(
         server.log()
     );
     // What the server says it has committed, read while the clients keep writing; then SIGKILL at once.
-    let (status, metrics) = server.connect().request("GET", "/metrics", None).unwrap();
-    assert_eq!(status, 200);
+    let metrics = server
+        .connect()
+        .send_json("GET", "/metrics", None, Some(KEY))
+        .unwrap();
+    assert_eq!(metrics.status, 200);
     let committed_before_kill = counter(
-        &String::from_utf8(metrics).unwrap(),
+        &String::from_utf8(metrics.body).unwrap(),
         "pqrs_prediction_log_committed_total",
     )
     .expect("the counter");
     let mut server = server;
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill();
     stop.store(true, Ordering::SeqCst);
     for worker in workers {
         worker.join().expect("a client failed");
@@ -319,9 +136,11 @@ fn a_killed_server_keeps_every_acknowledged_correction_and_committed_prediction(
     drop(server);
 
     // Restarted on the same file: SQLite recovers the write-ahead log and the server serves it.
-    let server = Server::start(&cache, &db, dir.path().join("second.log"));
+    let server = start(&cache, &db, dir.path().join("second.log"));
     let mut connection = server.connect();
-    let (status, stats) = connection.json("GET", "/v1/review/stats", None).unwrap();
+    let (status, stats) = connection
+        .json("GET", "/v1/review/stats", None, Some(KEY))
+        .unwrap();
     assert_eq!(status, 200, "{stats}");
     let logged = stats["predictions_logged"].as_u64().unwrap();
     assert!(
@@ -367,22 +186,16 @@ fn a_killed_server_keeps_every_acknowledged_correction_and_committed_prediction(
             "POST",
             "/v1/feedback",
             Some(&json!({"id": acknowledged[0].id, "head": "area", "correct_label": "subsidio", "reviewer": "after"})),
+            Some(KEY),
         )
         .unwrap();
     assert_eq!(status, 201, "{body}");
     assert!(body["predicted_label"].is_string(), "{body}");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.signal("TERM");
     let mut server = server;
     assert!(
-        eventually(Duration::from_secs(30), || matches!(
-            server.child.try_wait(),
-            Ok(Some(_))
-        )),
+        eventually(Duration::from_secs(30), || server.has_exited()),
         "the server did not stop; log: {}",
         server.log()
     );

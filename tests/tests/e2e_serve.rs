@@ -2,302 +2,23 @@
 //! temporary cache, classification, hot reloads (admin endpoint and SIGHUP) under concurrent load with zero failed
 //! requests, and a SIGTERM that lets requests in flight finish.
 //!
-//! The binary is found next to this test's executable (`target/<profile>/pqrs`; `cargo test --workspace` builds it
-//! for the service crate's own tests). When it is not there it is built with the cargo that built this test. Set
-//! `PQRS_BIN` to test another binary. Run alone (`cargo test -p tests`) after changing the service, build the
-//! binary first (`cargo build -p service`): an existing binary is not rebuilt from here. The HTTP client is a small HTTP/1.1 client over `std::net::TcpStream`.
+//! The harness is the `tests` crate's library (`tests/src/`): the binary is found next to this test's executable
+//! (`target/<profile>/pqrs`; `cargo test --workspace` builds it for the service crate's own tests), else built with
+//! the cargo that built this test; set `PQRS_BIN` to test another binary. Run alone (`cargo test -p tests`) after
+//! changing the service, build the binary first (`cargo build -p service`): an existing binary is not rebuilt from
+//! here. The HTTP client is a small HTTP/1.1 client over `std::net::TcpStream`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use tests::{Connection, IfMissing, Server, eventually, pqrs_binary, serve_command};
 
 const KEY: &str = "e2e-key-0123456789";
 const QUEJA: &str =
     "Pésima atención en la sede, me hicieron esperar tres horas y nadie me dio respuesta";
-
-/// The `pqrs` binary of the profile this test was built with.
-fn pqrs_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("PQRS_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    // target/<profile>/deps/e2e_serve-<hash> -> target/<profile>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps");
-    let binary = profile_dir.join(format!("pqrs{}", std::env::consts::EXE_SUFFIX));
-    if !binary.exists() {
-        let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args(["build", "-p", "service", "--bin", "pqrs"])
-            .env("CARGO_TARGET_DIR", target_dir);
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building pqrs failed");
-    }
-    binary
-}
-
-/// A response read by the tiny client.
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A keep-alive HTTP/1.1 connection.
-struct Connection {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Connection {
-    fn open(addr: SocketAddr) -> std::io::Result<Self> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        stream.set_nodelay(true)?;
-        Ok(Self {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-        })
-    }
-
-    fn send_head(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> std::io::Result<()> {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        self.writer.write_all(head.as_bytes())
-    }
-
-    fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> std::io::Result<Response> {
-        let length = body.len().to_string();
-        let mut all = headers.to_vec();
-        all.push(("Content-Length", &length));
-        self.send_head(method, path, &all)?;
-        self.writer.write_all(body)?;
-        self.read_head().and_then(|(status, headers)| {
-            let body = self.read_body(&headers)?;
-            Ok(Response {
-                status,
-                headers,
-                body,
-            })
-        })
-    }
-
-    fn post_json(
-        &mut self,
-        path: &str,
-        body: &Value,
-        key: Option<&str>,
-    ) -> std::io::Result<Response> {
-        let bearer = key.map(|k| format!("Bearer {k}"));
-        let mut headers = vec![("Content-Type", "application/json")];
-        if let Some(bearer) = &bearer {
-            headers.push(("Authorization", bearer));
-        }
-        self.request("POST", path, &headers, body.to_string().as_bytes())
-    }
-
-    fn get(&mut self, path: &str) -> std::io::Result<Response> {
-        self.request("GET", path, &[], b"")
-    }
-
-    fn read_line(&mut self) -> std::io::Result<String> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
-        }
-        Ok(line.trim_end_matches(['\r', '\n']).to_string())
-    }
-
-    fn read_head(&mut self) -> std::io::Result<(u16, Vec<(String, String)>)> {
-        let status_line = self.read_line()?;
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
-        let mut headers = Vec::new();
-        loop {
-            let line = self.read_line()?;
-            if line.is_empty() {
-                return Ok((status, headers));
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.push((name.trim().to_string(), value.trim().to_string()));
-            }
-        }
-    }
-
-    fn read_body(&mut self, headers: &[(String, String)]) -> std::io::Result<Vec<u8>> {
-        let find = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        if let Some(length) = find("content-length") {
-            let mut body = vec![0; length.parse().map_err(std::io::Error::other)?];
-            self.reader.read_exact(&mut body)?;
-            return Ok(body);
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = self.read_chunk()? {
-            body.extend(chunk);
-        }
-        Ok(body)
-    }
-
-    /// One chunk of a chunked body; `None` at the last chunk.
-    fn read_chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
-        let size_line = self.read_line()?;
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|e| std::io::Error::other(format!("bad chunk size {size_line:?}: {e}")))?;
-        let mut chunk = vec![0; size];
-        self.reader.read_exact(&mut chunk)?;
-        self.read_line()?;
-        Ok((size > 0).then_some(chunk))
-    }
-
-    fn write_chunk(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.writer
-            .write_all(format!("{:x}\r\n", data.len()).as_bytes())?;
-        self.writer.write_all(data)?;
-        self.writer.write_all(b"\r\n")
-    }
-}
-
-/// The server process; killed if the test fails before it stops.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(cache: &Path, log: PathBuf) -> Server {
-        let mut child = Command::new(pqrs_binary())
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--api-key",
-                KEY,
-                "--log-format",
-                "json",
-            ])
-            .env("PQRS_CACHE_DIR", cache)
-            // The prediction log goes next to the temporary cache, never to the user's data directory.
-            .env("PQRS_DB", cache.with_file_name("predictions.sqlite3"))
-            .env_remove("PQRS_MODEL")
-            .env_remove("PQRS_ADDR")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("pqrs starts");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // The first start trains the default model: seconds in release, longer in a debug build.
-        let line = receiver
-            .recv_timeout(Duration::from_secs(600))
-            .unwrap_or_else(|e| {
-                panic!(
-                    "no `listening on` line ({e}); log: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        let addr = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        Server { child, addr, log }
-    }
-
-    fn connect(&self) -> Connection {
-        Connection::open(self.addr).expect("the server accepts connections")
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name} failed");
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// Checks `condition` until it holds or `limit` passes; for effects of signals, which have no answer to wait on.
-fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
 
 /// A copy of `model` with another id: same weights and heads, another creation time, hence another checksum.
 fn variant(model: &Path, created_at: &str, out: &Path) -> String {
@@ -312,11 +33,21 @@ fn variant(model: &Path, created_at: &str, out: &Path) -> String {
     model.info.id
 }
 
+/// `pqrs serve` with JSON logs, the default model cached in `cache` and the prediction log beside it (through
+/// `PQRS_DB`), never in the user's data directory.
+fn start(cache: &Path, log: PathBuf) -> Server {
+    let mut command = serve_command(&pqrs_binary(IfMissing::Build), cache, KEY);
+    command
+        .args(["--log-format", "json"])
+        .env("PQRS_DB", cache.with_file_name("predictions.sqlite3"));
+    Server::start(command, log)
+}
+
 #[test]
 fn serve_classifies_reloads_under_load_and_drains_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let server = Server::start(&cache, dir.path().join("server.log"));
+    let server = start(&cache, dir.path().join("server.log"));
     let mut admin = server.connect();
 
     assert_eq!(admin.get("/readyz").unwrap().status, 200);
@@ -480,17 +211,17 @@ fn serve_classifies_reloads_under_load_and_drains_on_sigterm() {
         ],
     )
     .unwrap();
-    half.writer.write_all(&body.as_bytes()[..10]).unwrap();
+    half.send_bytes(&body.as_bytes()[..10]).unwrap();
 
     server.signal("TERM");
     // Once the signal is handled the listener closes: new connections are refused.
     assert!(
-        eventually(Duration::from_secs(10), || Connection::open(server.addr)
+        eventually(Duration::from_secs(10), || Connection::open(server.addr())
             .is_err()),
         "the server still accepts connections after SIGTERM"
     );
 
-    half.writer.write_all(&body.as_bytes()[10..]).unwrap();
+    half.send_bytes(&body.as_bytes()[10..]).unwrap();
     let (status, headers) = half.read_head().unwrap();
     let answer: Value = serde_json::from_slice(&half.read_body(&headers).unwrap()).unwrap();
     assert_eq!(status, 200, "{answer}");
@@ -521,15 +252,13 @@ fn serve_classifies_reloads_under_load_and_drains_on_sigterm() {
     assert_eq!(ids, ["after-0", "after-1", "after-2"]);
 
     let mut server = server;
-    let exited = eventually(Duration::from_secs(30), || {
-        matches!(server.child.try_wait(), Ok(Some(_)))
-    });
+    let exited = eventually(Duration::from_secs(30), || server.has_exited());
     assert!(
         exited,
         "the server did not exit after draining; log: {}",
         server.log()
     );
-    let status = server.child.wait().unwrap();
+    let status = server.wait();
     assert!(
         status.success(),
         "exit status {status}; log: {}",

@@ -9,12 +9,13 @@
 //! this test), `PQRS_CACHE_DIR` (where the default model is cached; else a temporary directory, so the model is
 //! trained on the fly), `CHROMIUM` and `CHROMEDRIVER` (default `/usr/bin/chromium`, `/usr/bin/chromedriver`),
 //! `PQRS_REVIEW_SCREENSHOT` (a PNG of the page with the queue loaded; default `/tmp/review-page.png`).
+//!
+//! The server and chromedriver are started with the `tests` crate's harness (`tests/src/`); chromedriver runs in a
+//! process group of its own, killed as a whole when the test ends, whether it passed or not, so that its Chromium
+//! processes never outlive a failed test.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
@@ -25,6 +26,7 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use tests::{Group, IfMissing, Ready, Server, pqrs_binary, serve_command, start_and_read};
 
 const KEY: &str = "browser-key-0123456789";
 const REVIEWER: &str = "Revisora QA";
@@ -40,71 +42,6 @@ const COMMENTS: [&str; 6] = [
     "Excelente atención de la enfermera en la cita médica, muchas gracias",
     "Me cobraron dos veces la cuota del crédito de libranza este mes",
 ];
-
-/// The `pqrs` binary: `PQRS_BIN`, else the one of the profile this test was built with (run.sh builds it).
-fn pqrs_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("PQRS_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps");
-    let binary = profile_dir.join(format!("pqrs{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.exists(),
-        "{} is missing: build it first (cargo build -p service --bin pqrs) or run tests/browser/run.sh",
-        binary.display()
-    );
-    binary
-}
-
-/// A child process, in a process group of its own, that is killed with its whole group when the test ends, whether
-/// it passed or not: chromedriver's Chromium processes must not outlive a failed test.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `command` with stdout piped and returns the part of the first stdout line that starts with `prefix`.
-fn start_and_read(mut command: Command, prefix: &str, log: &Path) -> (Process, String) {
-    let mut child = command
-        .process_group(0)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("the log file is created"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("{command:?} does not start: {e}"));
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let process = Process(child);
-    let (sender, receiver) = mpsc::channel();
-    let wanted = prefix.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split_once(&wanted).map(|(_, rest)| rest.to_string()) {
-                let _ = sender.send(rest);
-            }
-        }
-    });
-    // Training the default model on a first start takes a while in a debug build.
-    let rest = receiver
-        .recv_timeout(Duration::from_secs(600))
-        .unwrap_or_else(|e| {
-            panic!(
-                "{command:?} printed no `{prefix}` line ({e}); log:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            )
-        });
-    (process, rest.trim().trim_end_matches('.').to_string())
-}
 
 /// A JSON client of the API, independent of the browser.
 struct Api {
@@ -204,6 +141,34 @@ async fn wait_for_cells(browser: &Client, head: &str, expected: &[&str]) {
     }
 }
 
+/// Types `key` into the key form and submits it.
+async fn submit_key(browser: &Client, key: &str) {
+    let key_field = wait_for(browser, "#api-key").await;
+    key_field.send_keys(key).await.unwrap();
+    browser
+        .find(Locator::Css("#login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits until the first comment's `head` is reviewed and returns what the page says of the review.
+async fn review_result(browser: &Client, head: &str) -> String {
+    let done = wait_for(
+        browser,
+        &format!("#item-0 fieldset.head.done[data-head=\"{head}\"]"),
+    )
+    .await;
+    done.find(Locator::Css(".result"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver; run tests/browser/run.sh"]
 async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_stored() {
@@ -213,16 +178,10 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
         .unwrap_or_else(|| dir.path().join("cache"));
 
     // The server, with its own prediction log.
-    let mut serve = Command::new(pqrs_binary());
-    serve
-        .args(["serve", "--addr", "127.0.0.1:0", "--api-key", KEY, "--db"])
-        .arg(dir.path().join("pqrs.sqlite3"))
-        .env("PQRS_CACHE_DIR", &cache)
-        .env_remove("PQRS_MODEL")
-        .env_remove("PQRS_ADDR")
-        .env_remove("PQRS_DB");
-    let (server, addr) = start_and_read(serve, "listening on ", &dir.path().join("serve.log"));
-    let base = format!("http://{addr}");
+    let mut serve = serve_command(&pqrs_binary(IfMissing::Fail), &cache, KEY);
+    serve.arg("--db").arg(dir.path().join("pqrs.sqlite3"));
+    let server = Server::start(serve, dir.path().join("serve.log"));
+    let base = format!("http://{}", server.addr());
     let api = Api {
         client: HttpClient::builder(TokioExecutor::new()).build_http(),
         base: base.clone(),
@@ -263,7 +222,8 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
     driver.arg("--port=0");
     let (_driver, port) = start_and_read(
         driver,
-        "started successfully on port ",
+        Group::Own,
+        Ready::AnyLine("started successfully on port "),
         &dir.path().join("chromedriver.log"),
     );
     let profile = dir.path().join("chromium-profile");
@@ -297,15 +257,7 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
         .send_keys(REVIEWER)
         .await
         .unwrap();
-    let key_field = wait_for(&browser, "#api-key").await;
-    key_field.send_keys("clave-equivocada").await.unwrap();
-    browser
-        .find(Locator::Css("#login-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_key(&browser, "clave-equivocada").await;
     let refusal = wait_for_text(&browser, "#alert", "no es válida").await;
     assert!(refusal.contains("clave"), "{refusal}");
     assert!(
@@ -319,15 +271,7 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
     );
 
     // The right key: the queue loads, most uncertain first, as the API orders it.
-    let key_field = wait_for(&browser, "#api-key").await;
-    key_field.send_keys(KEY).await.unwrap();
-    browser
-        .find(Locator::Css("#login-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_key(&browser, KEY).await;
     let first = wait_for(&browser, "#queue li.item.current").await;
     assert_eq!(
         first.attr("data-id").await.unwrap().as_deref(),
@@ -371,18 +315,7 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
         .unwrap();
     assert_ne!(corrected, predicted);
     first.send_keys(&shortcut).await.unwrap();
-    let done = wait_for(
-        &browser,
-        &format!("#item-0 fieldset.head.done[data-head=\"{head}\"]"),
-    )
-    .await;
-    let result = done
-        .find(Locator::Css(".result"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let result = review_result(&browser, &head).await;
     assert!(result.starts_with("Corregida"), "{result}");
     assert!(result.contains(REVIEWER), "{result}");
 
@@ -396,18 +329,7 @@ async fn a_reviewer_corrects_a_label_in_headless_chromium_and_the_correction_is_
         .click()
         .await
         .unwrap();
-    let done = wait_for(
-        &browser,
-        &format!("#item-0 fieldset.head.done[data-head=\"{confirmed_head}\"]"),
-    )
-    .await;
-    let result = done
-        .find(Locator::Css(".result"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let result = review_result(&browser, &confirmed_head).await;
     assert!(result.starts_with("Confirmada"), "{result}");
 
     // The dashboard follows the reviews: for the corrected head one reviewed and none agreed, for the confirmed
