@@ -140,3 +140,84 @@ async fn a_deep_tier_for_another_model_is_not_used() {
     let answer = classify(state, TEXT).await;
     assert_eq!(answer["tier"], "fast", "{answer}");
 }
+
+#[tokio::test]
+async fn only_the_head_the_fast_model_hesitated_on_takes_the_deep_answer() {
+    let model = small_model();
+    let mut deep = forced_deep_heads(&model, 0.0);
+    // Only the first head (type) hesitates; the others are sure whatever the fast confidence.
+    deep.cascade.min_fast_confidence[0] = 1.01;
+    let last_type = model.linear.heads[0].labels.last().unwrap().clone();
+    let fast_only = AppState::new(
+        model.clone(),
+        PathBuf::from("m.pqrs"),
+        None,
+        Limits::default(),
+    )
+    .unwrap();
+    let expected = classify(fast_only, TEXT).await;
+    let state = AppState::new(
+        model.clone(),
+        PathBuf::from("m.pqrs"),
+        None,
+        Limits::default(),
+    )
+    .unwrap();
+    state.set_deep_tier(DeepTier::start(
+        tiny_encoder(MatmulPrecision::F32),
+        deep,
+        1,
+        2,
+    ));
+    let answer = classify(state, TEXT).await;
+    assert_eq!(answer["tier"], "deep", "{answer}");
+    assert_eq!(
+        answer["heads"]["type"]["label"],
+        last_type.as_str(),
+        "{answer}"
+    );
+    for head in model.linear.heads.iter().skip(1) {
+        assert_eq!(
+            answer["heads"][&head.name], expected["heads"][&head.name],
+            "head {} should keep the fast answer",
+            head.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_answered_by_the_fast_model_even_when_it_hesitates() {
+    let model = small_model();
+    let deep = forced_deep_heads(&model, 1.01);
+    let fast_only = AppState::new(
+        model.clone(),
+        PathBuf::from("m.pqrs"),
+        None,
+        Limits::default(),
+    )
+    .unwrap();
+    let expected = classify(fast_only, TEXT).await;
+    let state = AppState::new(model, PathBuf::from("m.pqrs"), None, Limits::default()).unwrap();
+    state.set_deep_tier(DeepTier::start(
+        tiny_encoder(MatmulPrecision::F32),
+        deep,
+        1,
+        2,
+    ));
+    let request = Request::post("/v1/classify/batch")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            serde_json::json!({ "items": [{ "text": TEXT }, { "text": TEXT }] }).to_string(),
+        ))
+        .unwrap();
+    let response = app(state).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{answer}");
+    for item in results {
+        assert_eq!(item["result"]["tier"], "fast", "{answer}");
+        assert_eq!(item["result"]["heads"], expected["heads"], "{answer}");
+    }
+}

@@ -278,7 +278,7 @@ fn schemas() -> Value {
                 "channel": {"type": "string"},
                 "model": {"type": "string", "description": "Id of the model that answered (see GET /v1/model)."},
                 "tier": {"type": "string", "enum": ["fast", "deep", "degraded"],
-                         "description": "Which tier answered: the fast model (confident on every head, or no deep tier loaded), the deep tier (fused encoder heads, for a comment the fast model hesitated on), or degraded (the deep tier was busy: the fast answer)."},
+                         "description": "Which tier answered: the fast model (confident on every head, or no deep tier loaded), the deep tier (for a comment the fast model hesitated on: the fused encoder heads answer the heads it hesitated on, the fast model the others), or degraded (the deep tier was busy: the fast answer). Batch and stream answers always come from the fast model: bulk work must not take the encoder from single comments; re-score a backlog offline with `pqrs eval --deep`."},
                 "server_time": {"type": "string", "format": "date-time"},
                 "received_at": {"type": "string", "format": "date-time"},
                 "needs_review": {"type": "boolean", "description": "At least one head asks for review."},
