@@ -64,6 +64,29 @@ fn forced_deep_heads(model: &Model, min_confidence: f32) -> DeepHeads {
     }
 }
 
+/// The service with the fast model alone.
+fn fast_state(model: &Model) -> AppState {
+    AppState::new(
+        model.clone(),
+        PathBuf::from("m.pqrs"),
+        None,
+        Limits::default(),
+    )
+    .unwrap()
+}
+
+/// The service with `deep` behind the cascade, on the tiny random encoder (one thread, a queue of two).
+fn cascade_state(model: &Model, deep: DeepHeads) -> AppState {
+    let state = fast_state(model);
+    state.set_deep_tier(DeepTier::start(
+        tiny_encoder(MatmulPrecision::F32),
+        deep,
+        1,
+        2,
+    ));
+    state
+}
+
 async fn classify(state: AppState, text: &str) -> serde_json::Value {
     let request = Request::post("/v1/classify")
         .header("content-type", "application/json")
@@ -83,13 +106,7 @@ async fn an_unsure_comment_is_answered_by_the_deep_tier() {
     let model = small_model();
     let deep = forced_deep_heads(&model, 1.01);
     let last_type = model.linear.heads[0].labels.last().unwrap().clone();
-    let state = AppState::new(model, PathBuf::from("m.pqrs"), None, Limits::default()).unwrap();
-    state.set_deep_tier(DeepTier::start(
-        tiny_encoder(MatmulPrecision::F32),
-        deep,
-        1,
-        2,
-    ));
+    let state = cascade_state(&model, deep);
     let answer = classify(state, TEXT).await;
     assert_eq!(answer["tier"], "deep", "{answer}");
     assert_eq!(
@@ -105,21 +122,8 @@ async fn an_unsure_comment_is_answered_by_the_deep_tier() {
 async fn a_sure_comment_stays_with_the_fast_model() {
     let model = small_model();
     let deep = forced_deep_heads(&model, 0.0);
-    let fast_only = AppState::new(
-        model.clone(),
-        PathBuf::from("m.pqrs"),
-        None,
-        Limits::default(),
-    )
-    .unwrap();
-    let expected = classify(fast_only, TEXT).await;
-    let state = AppState::new(model, PathBuf::from("m.pqrs"), None, Limits::default()).unwrap();
-    state.set_deep_tier(DeepTier::start(
-        tiny_encoder(MatmulPrecision::F32),
-        deep,
-        1,
-        2,
-    ));
+    let expected = classify(fast_state(&model), TEXT).await;
+    let state = cascade_state(&model, deep);
     let answer = classify(state, TEXT).await;
     assert_eq!(answer["tier"], "fast", "{answer}");
     assert_eq!(answer["heads"], expected["heads"]);
@@ -130,13 +134,7 @@ async fn a_deep_tier_for_another_model_is_not_used() {
     let model = small_model();
     let mut deep = forced_deep_heads(&model, 1.01);
     deep.fast_model_id = "000000000000".into();
-    let state = AppState::new(model, PathBuf::from("m.pqrs"), None, Limits::default()).unwrap();
-    state.set_deep_tier(DeepTier::start(
-        tiny_encoder(MatmulPrecision::F32),
-        deep,
-        1,
-        2,
-    ));
+    let state = cascade_state(&model, deep);
     let answer = classify(state, TEXT).await;
     assert_eq!(answer["tier"], "fast", "{answer}");
 }
@@ -148,28 +146,8 @@ async fn only_the_head_the_fast_model_hesitated_on_takes_the_deep_answer() {
     // Only the first head (type) hesitates; the others are sure whatever the fast confidence.
     deep.cascade.min_fast_confidence[0] = 1.01;
     let last_type = model.linear.heads[0].labels.last().unwrap().clone();
-    let fast_only = AppState::new(
-        model.clone(),
-        PathBuf::from("m.pqrs"),
-        None,
-        Limits::default(),
-    )
-    .unwrap();
-    let expected = classify(fast_only, TEXT).await;
-    let state = AppState::new(
-        model.clone(),
-        PathBuf::from("m.pqrs"),
-        None,
-        Limits::default(),
-    )
-    .unwrap();
-    state.set_deep_tier(DeepTier::start(
-        tiny_encoder(MatmulPrecision::F32),
-        deep,
-        1,
-        2,
-    ));
-    let answer = classify(state, TEXT).await;
+    let expected = classify(fast_state(&model), TEXT).await;
+    let answer = classify(cascade_state(&model, deep), TEXT).await;
     assert_eq!(answer["tier"], "deep", "{answer}");
     assert_eq!(
         answer["heads"]["type"]["label"],
@@ -189,21 +167,8 @@ async fn only_the_head_the_fast_model_hesitated_on_takes_the_deep_answer() {
 async fn a_batch_is_answered_by_the_fast_model_even_when_it_hesitates() {
     let model = small_model();
     let deep = forced_deep_heads(&model, 1.01);
-    let fast_only = AppState::new(
-        model.clone(),
-        PathBuf::from("m.pqrs"),
-        None,
-        Limits::default(),
-    )
-    .unwrap();
-    let expected = classify(fast_only, TEXT).await;
-    let state = AppState::new(model, PathBuf::from("m.pqrs"), None, Limits::default()).unwrap();
-    state.set_deep_tier(DeepTier::start(
-        tiny_encoder(MatmulPrecision::F32),
-        deep,
-        1,
-        2,
-    ));
+    let expected = classify(fast_state(&model), TEXT).await;
+    let state = cascade_state(&model, deep);
     let request = Request::post("/v1/classify/batch")
         .header("content-type", "application/json")
         .body(Body::from(
