@@ -219,6 +219,10 @@ struct CueIndex {
     longest_prefix: usize,
     /// Whole-word cue words that tolerate a typo, under their own text and each of their one-character deletions.
     near: HashMap<String, Vec<usize>, RandomState>,
+    /// Bit `n` (63 for 63 or more) set when a cue word in `near` has `n` characters: a comment word can only be
+    /// within one edit of a cue word one character longer or shorter than itself or as long, so most of its
+    /// lookups can be skipped without building its deletions.
+    near_lengths: u64,
 }
 
 impl CueIndex {
@@ -234,7 +238,9 @@ impl CueIndex {
             self.longest_prefix = self.longest_prefix.max(word.folded.len());
         } else {
             self.exact.insert(word.folded.clone(), id);
-            if word.folded.chars().count() >= MIN_FUZZY_CHARS {
+            let chars = word.folded.chars().count();
+            if chars >= MIN_FUZZY_CHARS {
+                self.near_lengths |= length_bit(chars);
                 self.near.entry(word.folded.clone()).or_default().push(id);
                 let mut deletion = String::new();
                 for (at, c) in word.folded.char_indices() {
@@ -278,9 +284,14 @@ impl CueIndex {
                 }
             }
         }
-        if self.near.is_empty() || folded.chars().count() + 1 < MIN_FUZZY_CHARS {
+        let chars = folded.chars().count();
+        if self.near.is_empty() || chars + 1 < MIN_FUZZY_CHARS {
             return;
         }
+        // Under `near`, a cue word of n characters is stored as itself (n) and its deletions (n − 1). The word
+        // itself (chars) can meet only cue words of chars or chars + 1 characters, its deletions (chars − 1) only
+        // cue words of chars − 1 or chars.
+        let has_length = |n: usize| self.near_lengths & length_bit(n) != 0;
         let offer = |key: &str, matched: &mut dyn FnMut(usize)| {
             for &id in self.near.get(key).into_iter().flatten() {
                 let cue = &self.words[id].folded;
@@ -289,12 +300,21 @@ impl CueIndex {
                 }
             }
         };
-        offer(folded, &mut matched);
-        for (at, c) in folded.char_indices() {
-            one_deletion(folded, at, c, deletion);
-            offer(deletion, &mut matched);
+        if has_length(chars) || has_length(chars + 1) {
+            offer(folded, &mut matched);
+        }
+        if has_length(chars - 1) || has_length(chars) {
+            for (at, c) in folded.char_indices() {
+                one_deletion(folded, at, c, deletion);
+                offer(deletion, &mut matched);
+            }
         }
     }
+}
+
+/// The bit of [`CueIndex::near_lengths`] for a word of `chars` characters.
+fn length_bit(chars: usize) -> u64 {
+    1 << chars.min(63)
 }
 
 /// `word` without its character `c` at byte `at`, into `out`.
