@@ -446,15 +446,15 @@ fn decode(bytes: &[u8]) -> Result<Model, ArtifactError> {
             .map(|c| half::f16::from_le_bytes(c.try_into().expect("2 bytes")).to_f32())
             .collect(),
     };
-    let linear = LinearModel {
-        normalizer: metadata.normalizer,
-        features: metadata.features,
+    let linear = LinearModel::new(
+        metadata.normalizer,
+        metadata.features,
         row_of_bucket,
-        idf: floats(idf.data()),
+        floats(idf.data()),
         weights,
-        bias: floats(bias.data()),
+        floats(bias.data()),
         heads,
-    };
+    );
     linear.check_shapes().map_err(ArtifactError::Shape)?;
     Ok(Model {
         linear,

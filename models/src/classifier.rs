@@ -63,6 +63,10 @@ pub struct LinearModel {
     pub bias: Vec<f32>,
     /// The heads in column order.
     pub heads: Vec<Head>,
+    /// Row-major `rows × heads`: the mean of each head's weights in each row, which every explanation subtracts
+    /// from the chosen label's weight. Derived from `weights` by [`LinearModel::new`], never stored in an
+    /// artifact: computing it once here instead of once per candidate n-gram makes explanations nearly free.
+    head_means: Vec<f32>,
 }
 
 /// Reusable buffers for one thread: with them, scoring a comment allocates nothing once they have grown.
@@ -153,6 +157,30 @@ impl Scratch {
 }
 
 impl LinearModel {
+    /// A model from its parts, with the per-row head means explanations use. Shapes are not checked here (see
+    /// [`LinearModel::check_shapes`]); mismatched parts only give a model that `check_shapes` refuses.
+    pub fn new(
+        normalizer: NormalizerConfig,
+        features: FeatureConfig,
+        row_of_bucket: Vec<u32>,
+        idf: Vec<f32>,
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+        heads: Vec<Head>,
+    ) -> Self {
+        let head_means = head_means(&weights, &heads);
+        Self {
+            normalizer,
+            features,
+            row_of_bucket,
+            idf,
+            weights,
+            bias,
+            heads,
+            head_means,
+        }
+    }
+
     /// Total number of classes over all heads.
     pub fn total_classes(&self) -> usize {
         self.heads.iter().map(|h| h.labels.len()).sum()
@@ -192,6 +220,13 @@ impl LinearModel {
             return Err(format!(
                 "weights have {} values, expected {rows} rows × {classes} classes",
                 self.weights.len()
+            ));
+        }
+        if self.head_means.len() != rows * self.heads.len() {
+            return Err(format!(
+                "head means have {} values, expected {rows} rows × {} heads",
+                self.head_means.len(),
+                self.heads.len()
             ));
         }
         if self.bias.len() != classes {
@@ -540,45 +575,56 @@ impl LinearModel {
         for list in strongest.iter_mut() {
             list.clear();
         }
-        // Each mean is a sequential sum, a chain of dependent additions (that order defines the weights). Four
-        // candidates at a time keep four independent chains in flight, same sums, a fraction of the wait.
-        const GROUP: usize = 4;
-        for group in candidates.chunks(GROUP) {
-            let rows: [(&[f32], f32); GROUP] = std::array::from_fn(|g| {
-                let candidate = group.get(g).unwrap_or(&group[0]);
-                let (row, value) = vector[candidate.index];
-                let start = row as usize * classes;
-                (&self.weights[start..start + classes], value)
-            });
+        let head_count = self.heads.len();
+        for candidate in candidates.iter() {
+            let (row, value) = vector[candidate.index];
+            let row = row as usize;
+            let weights = &self.weights[row * classes..(row + 1) * classes];
+            let means = &self.head_means[row * head_count..(row + 1) * head_count];
             let mut at = 0;
-            for ((head, &label), list) in self.heads.iter().zip(chosen).zip(strongest.iter_mut()) {
-                let width = head.labels.len();
-                let [a, b, c, d] = rows.map(|(weights, _)| &weights[at..at + width]);
-                let mut sums = [-0.0f32; GROUP];
-                for (((a, b), c), d) in a.iter().zip(b).zip(c).zip(d) {
-                    sums[0] += a;
-                    sums[1] += b;
-                    sums[2] += c;
-                    sums[3] += d;
+            for (((head, &label), list), &mean) in self
+                .heads
+                .iter()
+                .zip(chosen)
+                .zip(strongest.iter_mut())
+                .zip(means)
+            {
+                // Contribution of a row: its value times (weight for the label − mean weight of the head's
+                // labels), so that n-grams common to every label do not crowd out the ones that discriminate.
+                let weight = value * (weights[at + label] - mean);
+                if weight > 0.0 {
+                    let ranked = Ranked {
+                        weight,
+                        span: candidate.span,
+                        occurrence: candidate.occurrence,
+                    };
+                    keep_strongest(list, n, ranked, normalized);
                 }
-                for ((candidate, (weights, value)), sum) in group.iter().zip(&rows).zip(sums) {
-                    // Contribution of a row: its value times (weight for the label − mean weight of the head's
-                    // labels), so that n-grams common to every label do not crowd out the ones that discriminate.
-                    let mean = sum / width as f32;
-                    let weight = value * (weights[at + label] - mean);
-                    if weight > 0.0 {
-                        let ranked = Ranked {
-                            weight,
-                            span: candidate.span,
-                            occurrence: candidate.occurrence,
-                        };
-                        keep_strongest(list, n, ranked, normalized);
-                    }
-                }
-                at += width;
+                at += head.labels.len();
             }
         }
     }
+}
+
+/// Per row of `weights` (`total_classes` wide), the mean of each head's columns, row-major `rows × heads`. Each
+/// mean is the sequential sum from −0.0 divided by the head's width: the explanations' weights were defined by
+/// that order before the means were cached, so they stay the same to the last bit.
+fn head_means(weights: &[f32], heads: &[Head]) -> Vec<f32> {
+    let classes: usize = heads.iter().map(|h| h.labels.len()).sum();
+    if classes == 0 {
+        return Vec::new();
+    }
+    let mut means = Vec::with_capacity(weights.len() / classes * heads.len());
+    for row in weights.chunks_exact(classes) {
+        let mut at = 0;
+        for head in heads {
+            let width = head.labels.len();
+            let sum = row[at..at + width].iter().fold(-0.0f32, |sum, w| sum + w);
+            means.push(sum / width as f32);
+            at += width;
+        }
+    }
+    means
 }
 
 /// Offers `ranked` to `list`, which holds at most `n` pieces of evidence with distinct text, strongest first.
@@ -736,14 +782,14 @@ pub(crate) mod tests {
             0.0, 0.0,   3.0, -3.0, 2.0, -2.0, // subsidio
             0.0, 0.0,   -3.0, 3.0, -2.0, 2.0, // credito
         ];
-        LinearModel {
+        LinearModel::new(
             normalizer,
             features,
             row_of_bucket,
-            idf: vec![3.0; 4],
+            vec![3.0; 4],
             weights,
-            bias: vec![0.0; 6],
-            heads: vec![
+            vec![0.0; 6],
+            vec![
                 Head {
                     name: "type".into(),
                     labels: vec!["queja".into(), "felicitacion".into()],
@@ -769,7 +815,7 @@ pub(crate) mod tests {
                     parent: None,
                 },
             ],
-        }
+        )
     }
 
     #[test]
@@ -848,9 +894,9 @@ pub(crate) mod tests {
             char_min: 2,
             char_max: 4,
         };
-        let mut model = tiny_model();
+        let tiny = tiny_model();
         let rows = features.table_size();
-        let classes = model.total_classes();
+        let classes = tiny.total_classes();
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = move || {
             state ^= state << 13;
@@ -858,12 +904,10 @@ pub(crate) mod tests {
             state ^= state << 17;
             state
         };
-        model.features = features;
-        model.row_of_bucket = (0..rows as u32).collect();
-        model.idf = (0..rows)
+        let idf = (0..rows)
             .map(|_| [1.0, 2.0, 3.0][(next() % 3) as usize])
             .collect();
-        model.weights = (0..rows * classes)
+        let weights = (0..rows * classes)
             .map(|_| {
                 let w = (next() % 7) as f32 - 3.0;
                 if integer_weights {
@@ -873,6 +917,15 @@ pub(crate) mod tests {
                 }
             })
             .collect();
+        let model = LinearModel::new(
+            tiny.normalizer,
+            features,
+            (0..rows as u32).collect(),
+            idf,
+            weights,
+            tiny.bias,
+            tiny.heads,
+        );
         model.check_shapes().unwrap();
         model
     }

@@ -822,15 +822,15 @@ fn assemble(
         bias.extend_from_slice(&t.bias);
         offset += k;
     }
-    LinearModel {
-        normalizer: config.normalizer,
-        features: config.features,
+    LinearModel::new(
+        config.normalizer,
+        config.features,
         row_of_bucket,
         idf,
         weights,
         bias,
         heads,
-    }
+    )
 }
 
 /// Calibrated, constrained probabilities of pre-vectorised comments (same arithmetic as `LinearModel::score`).

@@ -9,7 +9,7 @@
 //! words by hash, prefixes by the word's own prefixes, and typos by their one-character deletions (a word and a
 //! cue word within one edit always share the word itself or one deletion of each).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
@@ -219,6 +219,14 @@ struct CueIndex {
     longest_prefix: usize,
     /// Whole-word cue words that tolerate a typo, under their own text and each of their one-character deletions.
     near: HashMap<String, Vec<usize>, RandomState>,
+    /// Bit `n` (63 for 63 or more) set when a cue word in `near` has `n` characters: a comment word can only be
+    /// within one edit of a cue word one character longer or shorter than itself or as long, so most of its
+    /// lookups can be skipped without building its deletions.
+    near_lengths: u64,
+    /// `(byte length, first byte, last byte)` of every key of `near`. Deleting a character inside an ASCII word
+    /// keeps its first and last bytes, so when no key of that length has them, none of those deletions is
+    /// built or looked up.
+    near_ends: HashSet<(usize, u8, u8), RandomState>,
 }
 
 impl CueIndex {
@@ -234,11 +242,15 @@ impl CueIndex {
             self.longest_prefix = self.longest_prefix.max(word.folded.len());
         } else {
             self.exact.insert(word.folded.clone(), id);
-            if word.folded.chars().count() >= MIN_FUZZY_CHARS {
+            let chars = word.folded.chars().count();
+            if chars >= MIN_FUZZY_CHARS {
+                self.near_lengths |= length_bit(chars);
+                self.near_ends.insert(ends(&word.folded));
                 self.near.entry(word.folded.clone()).or_default().push(id);
                 let mut deletion = String::new();
                 for (at, c) in word.folded.char_indices() {
                     one_deletion(&word.folded, at, c, &mut deletion);
+                    self.near_ends.insert(ends(&deletion));
                     let ids = self.near.entry(deletion.clone()).or_default();
                     if !ids.contains(&id) {
                         ids.push(id);
@@ -278,9 +290,14 @@ impl CueIndex {
                 }
             }
         }
-        if self.near.is_empty() || folded.chars().count() + 1 < MIN_FUZZY_CHARS {
+        let chars = folded.chars().count();
+        if self.near.is_empty() || chars + 1 < MIN_FUZZY_CHARS {
             return;
         }
+        // Under `near`, a cue word of n characters is stored as itself (n) and its deletions (n − 1). The word
+        // itself (chars) can meet only cue words of chars or chars + 1 characters, its deletions (chars − 1) only
+        // cue words of chars − 1 or chars.
+        let has_length = |n: usize| self.near_lengths & length_bit(n) != 0;
         let offer = |key: &str, matched: &mut dyn FnMut(usize)| {
             for &id in self.near.get(key).into_iter().flatten() {
                 let cue = &self.words[id].folded;
@@ -289,12 +306,38 @@ impl CueIndex {
                 }
             }
         };
-        offer(folded, &mut matched);
-        for (at, c) in folded.char_indices() {
-            one_deletion(folded, at, c, deletion);
-            offer(deletion, &mut matched);
+        if has_length(chars) || has_length(chars + 1) {
+            offer(folded, &mut matched);
+        }
+        if has_length(chars - 1) || has_length(chars) {
+            let (length, first, last) = ends(folded);
+            let inner_may_match =
+                !folded.is_ascii() || self.near_ends.contains(&(length - 1, first, last));
+            for (at, c) in folded.char_indices() {
+                let inner = at > 0 && at + c.len_utf8() < folded.len();
+                if inner && !inner_may_match {
+                    continue;
+                }
+                one_deletion(folded, at, c, deletion);
+                offer(deletion, &mut matched);
+            }
         }
     }
+}
+
+/// The `(byte length, first byte, last byte)` of a non-empty key of [`CueIndex::near`] or of a comment word.
+fn ends(word: &str) -> (usize, u8, u8) {
+    let bytes = word.as_bytes();
+    (
+        bytes.len(),
+        bytes.first().copied().unwrap_or(0),
+        bytes.last().copied().unwrap_or(0),
+    )
+}
+
+/// The bit of [`CueIndex::near_lengths`] for a word of `chars` characters.
+fn length_bit(chars: usize) -> u64 {
+    1 << chars.min(63)
 }
 
 /// `word` without its character `c` at byte `at`, into `out`.

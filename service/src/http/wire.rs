@@ -128,7 +128,7 @@ impl From<Prediction> for Heads {
             prediction
                 .heads
                 .into_iter()
-                .map(|h| (h.head.clone(), HeadAnswer::from(h)))
+                .map(|mut h| (std::mem::take(&mut h.head), HeadAnswer::from(h)))
                 .collect(),
         )
     }
