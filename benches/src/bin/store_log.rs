@@ -94,6 +94,34 @@ fn numbered(rows: &[LoggedPrediction], count: usize, run: &str) -> Vec<LoggedPre
         .collect()
 }
 
+/// CPU seconds (user + system) of each thread of this process whose name starts with `prefix`, by name: the
+/// machine is shared, so wall-clock rates depend on the neighbours and CPU time per row is the steadier figure.
+fn thread_cpu_seconds(prefix: &str) -> Vec<(String, f64)> {
+    let mut threads = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return threads;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // `pid (name) state ...`: the name may hold spaces, so split at the last parenthesis.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        if let (true, Some(user), Some(system)) = (name.starts_with(prefix), ticks(11), ticks(12)) {
+            // Clock ticks are 1/100 s on Linux.
+            threads.push((name.to_string(), (user + system) / 100.0));
+        }
+    }
+    threads.sort_by(|a, b| a.0.cmp(&b.0));
+    threads
+}
+
 fn micros_per_row(started: Instant, rows: usize) -> f64 {
     started.elapsed().as_secs_f64() * 1e6 / rows as f64
 }
@@ -140,15 +168,20 @@ fn main() -> anyhow::Result<()> {
     let rows = numbered(&corpus_rows, args.rows, "direct");
     let path = dir.join("direct.sqlite3");
     let store = Store::open(&path)?;
+    // The main thread carries the process's name; no other thread runs yet.
+    let main_thread_cpu = || thread_cpu_seconds("store_log").first().map_or(0.0, |t| t.1);
+    let cpu_before = main_thread_cpu();
     let started = Instant::now();
     for batch in rows.chunks(args.batch.max(1)) {
         store.insert_predictions(batch)?;
     }
     let micros = micros_per_row(started, rows.len());
+    let cpu = main_thread_cpu() - cpu_before;
     println!(
-        "- Store::insert_predictions, batches of {}: {micros:.1} ({:.0} rows/s)",
+        "- Store::insert_predictions, batches of {}: {micros:.1} ({:.0} rows/s; CPU of the thread {:.1} µs per row)",
         args.batch,
-        1e6 / micros
+        1e6 / micros,
+        cpu * 1e6 / rows.len() as f64
     );
     drop(store);
 
@@ -173,11 +206,18 @@ fn main() -> anyhow::Result<()> {
     })?;
     let micros = micros_per_row(started, args.rows);
     println!(
-        "- PredictionLog (writer thread, channel-sized bursts): {micros:.1} ({:.0} rows/s); committed {}, dropped {}",
+        "- PredictionLog (log threads, channel-sized bursts): {micros:.1} ({:.0} rows/s); committed {}, dropped {}",
         1e6 / micros,
         log.counts().committed(),
         log.counts().dropped()
     );
+    // The kernel names threads by their first 15 bytes.
+    for (name, seconds) in thread_cpu_seconds("pqrs-") {
+        println!(
+            "  - CPU of thread {name}: {:.1} µs per row",
+            seconds * 1e6 / args.rows as f64
+        );
+    }
     runtime.block_on(log.close());
     Ok(())
 }

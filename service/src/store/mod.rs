@@ -364,6 +364,9 @@ impl Store {
         let logged_at = colombia_now();
         let mut connection = self.connection();
         set_durability(&connection, Durability::Log)?;
+        // A transaction whose dirty pages outgrow the page cache spills them into the write-ahead log before the
+        // commit and writes them again at the commit; a large batch touches thousands of pages.
+        connection.pragma_update(None, "cache_size", LOG_CACHE_KIB)?;
         let written = write_prepared(&mut connection, rows, &logged_at);
         // Whatever happened, the connection goes back to syncing every commit, so that nothing else written
         // through it gets the log's weaker durability.
@@ -639,6 +642,10 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// Page cache of a connection that writes the prediction log, in KiB, as SQLite's `cache_size` takes it (negative:
+/// KiB rather than pages). Only connections that write batches grow into it.
+const LOG_CACHE_KIB: i64 = -32 * 1024;
 
 /// How a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
