@@ -33,8 +33,8 @@ struct Args {
 
 /// One logged row per corpus comment, as the server builds them.
 fn logged_rows(model_path: &std::path::Path) -> anyhow::Result<Vec<LoggedPrediction>> {
-    let bytes = std::fs::read(model_path)
-        .with_context(|| format!("reading {}", model_path.display()))?;
+    let bytes =
+        std::fs::read(model_path).with_context(|| format!("reading {}", model_path.display()))?;
     let model = models::Model::from_bytes(&bytes)?;
     let texts: Vec<String> = datasets::corpus::all()?
         .records
@@ -141,7 +141,10 @@ fn main() -> anyhow::Result<()> {
     for row in &corpus_rows {
         std::hint::black_box(models::routing::mask(&row.text));
     }
-    println!("- mask the text: {:.1}", micros_per_row(started, corpus_rows.len()));
+    println!(
+        "- mask the text: {:.1}",
+        micros_per_row(started, corpus_rows.len())
+    );
 
     let started = Instant::now();
     for row in &corpus_rows {

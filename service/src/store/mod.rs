@@ -1,5 +1,8 @@
-//! The QA store: an embedded SQLite database (WAL, synchronous=FULL) holding the prediction log and the reviewers'
-//! corrections. [`Store`] is one connection with the queries the review endpoints and the CLI need;
+//! The QA store: an embedded SQLite database (WAL) holding the prediction log and the reviewers' corrections.
+//! Corrections commit with synchronous=FULL (on disk when the call returns, through a power cut); the prediction
+//! log's batches commit with synchronous=NORMAL (in the write-ahead log when the call returns, which survives the
+//! process being killed, and synced at the next correction or checkpoint, so a power cut can lose the last
+//! batches). [`Store`] is one connection with the queries the review endpoints and the CLI need;
 //! [`PredictionLog`] (in `writer`) is how the HTTP service writes to it, off the request path.
 //!
 //! Comment text is masked (`models::routing::mask`) before it is written, and so are reviewers' notes: nothing in
@@ -310,7 +313,8 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating it and its directory when needed) the database at `path`, switches it to WAL with
-    /// synchronous=FULL and brings its schema up to date.
+    /// synchronous=FULL (only the prediction log's batches relax it, [`Store::insert_prepared`]) and brings its
+    /// schema up to date.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
@@ -854,4 +858,86 @@ fn correction_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Correction> 
 /// correct label of each corrected head. The database must exist.
 pub fn export_feedback(db: &Path) -> Result<Vec<FeedbackRow>> {
     Store::open_existing(db)?.feedback_rows()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::{Evidence as ModelEvidence, Scored};
+
+    fn logged(id: &str) -> LoggedPrediction {
+        LoggedPrediction {
+            id: id.into(),
+            received_at: "2026-03-02T09:30:00-05:00".into(),
+            channel: Some("web".into()),
+            client_type: None,
+            text: "Me llamo Ana Pérez, cédula 1036123456, y no me pagan la cuota".into(),
+            model: "m".into(),
+            heads: vec![HeadPrediction {
+                head: "type".into(),
+                label: "queja".into(),
+                confidence: 0.7,
+                top_k: vec![
+                    Scored {
+                        label: "queja".into(),
+                        probability: 0.7,
+                    },
+                    Scored {
+                        label: "reclamo".into(),
+                        probability: 0.2,
+                    },
+                ],
+                needs_review: false,
+                explanation: vec![ModelEvidence {
+                    ngram: "no me pagan".into(),
+                    weight: 1.25,
+                }],
+            }],
+            route: None,
+        }
+    }
+
+    fn synchronous(store: &Store) -> i64 {
+        store
+            .connection()
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn log_batches_skip_the_sync_and_leave_the_connection_syncing_every_other_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("qa.sqlite3")).unwrap();
+        assert_eq!(synchronous(&store), 2, "FULL after opening");
+        store
+            .insert_predictions(&[logged("a"), logged("b")])
+            .unwrap();
+        assert_eq!(synchronous(&store), 2, "FULL again after a log batch");
+
+        // A batch that fails (a prediction naming the same head twice breaks the heads' primary key) also leaves the
+        // connection syncing, and writes nothing.
+        let mut twice = logged("c");
+        twice.heads.push(twice.heads[0].clone());
+        assert!(store.insert_predictions(&[twice]).is_err());
+        assert_eq!(synchronous(&store), 2, "FULL again after a failed batch");
+        assert_eq!(store.predictions_logged().unwrap(), 2);
+    }
+
+    #[test]
+    fn prepared_rows_are_masked_and_keep_f32_values_in_their_shortest_form() {
+        let prepared = PreparedPrediction::new(&logged("a")).unwrap();
+        assert!(!prepared.masked_text.contains("1036123456"));
+        assert_eq!(
+            prepared.heads[0].top_k,
+            r#"[{"label":"queja","probability":0.7},{"label":"reclamo","probability":0.2}]"#
+        );
+        assert_eq!(
+            prepared.heads[0].explanation,
+            r#"[{"ngram":"no me pagan","weight":1.25}]"#
+        );
+        // Read back as f64, the value is the f32's shortest form, which parses to the same f32.
+        let top_k: Vec<ScoredLabel> = serde_json::from_str(&prepared.heads[0].top_k).unwrap();
+        assert_eq!(top_k[0].probability as f32, 0.7_f32);
+        assert!((prepared.uncertainty - 0.5).abs() < 1e-6);
+    }
 }

@@ -104,8 +104,7 @@ impl PredictionLog {
         let reader = Arc::new(Store::open(path)?);
         describe_metrics();
         let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
-        let (prepared_sender, prepared_receiver) =
-            std::sync::mpsc::sync_channel(PREPARED_CHUNKS);
+        let (prepared_sender, prepared_receiver) = std::sync::mpsc::sync_channel(PREPARED_CHUNKS);
         let counts = Arc::new(LogCounts::default());
         let spawn_error = |source| StoreError::Io {
             path: path.to_path_buf(),
