@@ -1,5 +1,8 @@
-//! The QA store: an embedded SQLite database (WAL, synchronous=FULL) holding the prediction log and the reviewers'
-//! corrections. [`Store`] is one connection with the queries the review endpoints and the CLI need;
+//! The QA store: an embedded SQLite database (WAL) holding the prediction log and the reviewers' corrections.
+//! Corrections commit with synchronous=FULL (on disk when the call returns, through a power cut); the prediction
+//! log's batches commit with synchronous=NORMAL (in the write-ahead log when the call returns, which survives the
+//! process being killed, and synced at the next correction or checkpoint, so a power cut can lose the last
+//! batches). [`Store`] is one connection with the queries the review endpoints and the CLI need;
 //! [`PredictionLog`] (in `writer`) is how the HTTP service writes to it, off the request path.
 //!
 //! Comment text is masked (`models::routing::mask`) before it is written, and so are reviewers' notes: nothing in
@@ -310,7 +313,8 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating it and its directory when needed) the database at `path`, switches it to WAL with
-    /// synchronous=FULL and brings its schema up to date.
+    /// synchronous=FULL (only the prediction log's batches relax it, [`Store::insert_prepared`]) and brings its
+    /// schema up to date.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
@@ -350,97 +354,35 @@ impl Store {
     /// Writes predictions in one transaction, masking their text. A prediction whose id is already logged is
     /// replaced (the latest classification of a comment is the one to review); its corrections stay.
     pub fn insert_predictions(&self, rows: &[LoggedPrediction]) -> Result<()> {
+        let prepared = rows
+            .iter()
+            .map(PreparedPrediction::new)
+            .collect::<Result<Vec<_>>>()?;
+        self.insert_prepared(&prepared)
+    }
+
+    /// Writes predictions already masked and encoded, in one transaction, with the prediction log's durability:
+    /// the commit reaches the write-ahead log (it survives the process being killed) but is not synced; the next
+    /// correction or checkpoint syncs it. A prediction whose id is already logged is replaced; its corrections stay.
+    pub fn insert_prepared(&self, rows: &[PreparedPrediction]) -> Result<()> {
         let logged_at = colombia_now();
         let mut connection = self.connection();
-        let transaction = connection.transaction()?;
-        {
-            let mut upsert = transaction.prepare_cached(
-                "INSERT INTO predictions (id, received_at, logged_at, channel, client_type, text, model, uncertainty,
-                                          needs_review, area, route, n_heads)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                 ON CONFLICT (id) DO UPDATE SET
-                     received_at = excluded.received_at, logged_at = excluded.logged_at,
-                     channel = excluded.channel, client_type = excluded.client_type, text = excluded.text,
-                     model = excluded.model, uncertainty = excluded.uncertainty,
-                     needs_review = excluded.needs_review, area = excluded.area, route = excluded.route,
-                     n_heads = excluded.n_heads",
-            )?;
-            let mut clear_heads =
-                transaction.prepare_cached("DELETE FROM prediction_heads WHERE id = ?1")?;
-            let mut insert_head = transaction.prepare_cached(
-                "INSERT INTO prediction_heads (id, head, position, label, confidence, margin, needs_review, top_k,
-                                               explanation)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for row in rows {
-                let margins: Vec<f64> = row.heads.iter().map(margin).collect();
-                let uncertainty = margins.iter().copied().fold(f64::INFINITY, f64::min);
-                let uncertainty = if uncertainty.is_finite() {
-                    uncertainty
-                } else {
-                    1.0
-                };
-                let area = row.route.as_ref().and_then(|r| r.area.clone()).or_else(|| {
-                    row.heads
-                        .iter()
-                        .find(|h| h.head == "area")
-                        .map(|h| h.label.clone())
-                });
-                let route = row.route.as_ref().map(serde_json::to_string).transpose()?;
-                upsert.execute(params![
-                    row.id,
-                    row.received_at,
-                    logged_at,
-                    row.channel,
-                    row.client_type,
-                    mask(&row.text).text,
-                    row.model,
-                    uncertainty,
-                    row.heads.iter().any(|h| h.needs_review),
-                    area,
-                    route,
-                    row.heads.len() as i64,
-                ])?;
-                clear_heads.execute([&row.id])?;
-                for (position, (head, margin)) in row.heads.iter().zip(margins).enumerate() {
-                    let top_k: Vec<ScoredLabel> = head
-                        .top_k
-                        .iter()
-                        .map(|s| ScoredLabel {
-                            label: s.label.clone(),
-                            probability: f64::from(s.probability),
-                        })
-                        .collect();
-                    let explanation: Vec<Evidence> = head
-                        .explanation
-                        .iter()
-                        .map(|e| Evidence {
-                            ngram: e.ngram.clone(),
-                            weight: f64::from(e.weight),
-                        })
-                        .collect();
-                    insert_head.execute(params![
-                        row.id,
-                        head.head,
-                        position as i64,
-                        head.label,
-                        f64::from(head.confidence),
-                        margin,
-                        head.needs_review,
-                        serde_json::to_string(&top_k)?,
-                        serde_json::to_string(&explanation)?,
-                    ])?;
-                }
-            }
-        }
-        transaction.commit()?;
-        Ok(())
+        set_durability(&connection, Durability::Log)?;
+        // A transaction whose dirty pages outgrow the page cache spills them into the write-ahead log before the
+        // commit and writes them again at the commit; a large batch touches thousands of pages.
+        connection.pragma_update(None, "cache_size", LOG_CACHE_KIB)?;
+        let written = write_prepared(&mut connection, rows, &logged_at);
+        // Whatever happened, the connection goes back to syncing every commit, so that nothing else written
+        // through it gets the log's weaker durability.
+        set_durability(&connection, Durability::Synced)?;
+        written
     }
 
     /// Stores a correction durably (the call returns after the commit). The prediction must be logged and have
     /// the head; the predicted label is read from it.
     pub fn add_correction(&self, new: &NewCorrection) -> Result<Correction> {
         let mut connection = self.connection();
+        set_durability(&connection, Durability::Synced)?;
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let predicted: Option<String> = transaction
@@ -705,6 +647,197 @@ impl Store {
     }
 }
 
+/// Page cache of a connection that writes the prediction log, in KiB, as SQLite's `cache_size` takes it (negative:
+/// KiB rather than pages). Only connections that write batches grow into it.
+const LOG_CACHE_KIB: i64 = -32 * 1024;
+
+/// How a commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// synchronous=FULL: the write-ahead log is synced at every commit, so a commit that returned survives a
+    /// power cut. Corrections, and everything but the prediction log's batches.
+    Synced,
+    /// synchronous=NORMAL: a commit is written to the write-ahead log (the operating system holds it, so it
+    /// survives the process being killed) and synced at the next synced commit or checkpoint; a power cut can
+    /// lose the last batches. The prediction log's batches.
+    Log,
+}
+
+fn set_durability(connection: &Connection, durability: Durability) -> Result<()> {
+    let level = match durability {
+        Durability::Synced => "FULL",
+        Durability::Log => "NORMAL",
+    };
+    connection.pragma_update(None, "synchronous", level)?;
+    Ok(())
+}
+
+/// A head's top-k as written: f32 probabilities, so that the JSON carries their shortest exact form rather than
+/// the seventeen digits of their f64 widening (the stored JSON is about a third smaller; it reads back as f64).
+#[derive(Serialize)]
+struct ScoredLabelOut<'a> {
+    label: &'a str,
+    probability: f32,
+}
+
+/// An explanation n-gram as written, f32 for the same reason.
+#[derive(Serialize)]
+struct EvidenceOut<'a> {
+    ngram: &'a str,
+    weight: f32,
+}
+
+/// A head's answer ready for its row.
+#[derive(Debug, Clone, PartialEq)]
+struct PreparedHead {
+    head: String,
+    label: String,
+    confidence: f64,
+    margin: f64,
+    needs_review: bool,
+    top_k: String,
+    explanation: String,
+}
+
+/// A prediction masked and encoded for its rows: the work of logging that needs no database, so that it can be
+/// done on another thread than the one that writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedPrediction {
+    id: String,
+    received_at: String,
+    channel: Option<String>,
+    client_type: Option<String>,
+    masked_text: String,
+    model: String,
+    uncertainty: f64,
+    needs_review: bool,
+    area: Option<String>,
+    route: Option<String>,
+    heads: Vec<PreparedHead>,
+}
+
+impl PreparedPrediction {
+    /// Masks the text and encodes the heads and the route.
+    pub fn new(row: &LoggedPrediction) -> Result<PreparedPrediction> {
+        let margins: Vec<f64> = row.heads.iter().map(margin).collect();
+        let uncertainty = margins.iter().copied().fold(f64::INFINITY, f64::min);
+        let uncertainty = if uncertainty.is_finite() {
+            uncertainty
+        } else {
+            1.0
+        };
+        let area = row.route.as_ref().and_then(|r| r.area.clone()).or_else(|| {
+            row.heads
+                .iter()
+                .find(|h| h.head == "area")
+                .map(|h| h.label.clone())
+        });
+        let route = row.route.as_ref().map(serde_json::to_string).transpose()?;
+        let mut heads = Vec::with_capacity(row.heads.len());
+        for (head, margin) in row.heads.iter().zip(margins) {
+            let top_k: Vec<ScoredLabelOut<'_>> = head
+                .top_k
+                .iter()
+                .map(|s| ScoredLabelOut {
+                    label: &s.label,
+                    probability: s.probability,
+                })
+                .collect();
+            let explanation: Vec<EvidenceOut<'_>> = head
+                .explanation
+                .iter()
+                .map(|e| EvidenceOut {
+                    ngram: &e.ngram,
+                    weight: e.weight,
+                })
+                .collect();
+            heads.push(PreparedHead {
+                head: head.head.clone(),
+                label: head.label.clone(),
+                confidence: f64::from(head.confidence),
+                margin,
+                needs_review: head.needs_review,
+                top_k: serde_json::to_string(&top_k)?,
+                explanation: serde_json::to_string(&explanation)?,
+            });
+        }
+        Ok(PreparedPrediction {
+            id: row.id.clone(),
+            received_at: row.received_at.clone(),
+            channel: row.channel.clone(),
+            client_type: row.client_type.clone(),
+            masked_text: mask(&row.text).text,
+            model: row.model.clone(),
+            uncertainty,
+            needs_review: row.heads.iter().any(|h| h.needs_review),
+            area,
+            route,
+            heads,
+        })
+    }
+}
+
+/// The SQL of [`Store::insert_prepared`], in one transaction.
+fn write_prepared(
+    connection: &mut Connection,
+    rows: &[PreparedPrediction],
+    logged_at: &str,
+) -> Result<()> {
+    let transaction = connection.transaction()?;
+    {
+        let mut upsert = transaction.prepare_cached(
+            "INSERT INTO predictions (id, received_at, logged_at, channel, client_type, text, model, uncertainty,
+                                      needs_review, area, route, n_heads)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (id) DO UPDATE SET
+                 received_at = excluded.received_at, logged_at = excluded.logged_at,
+                 channel = excluded.channel, client_type = excluded.client_type, text = excluded.text,
+                 model = excluded.model, uncertainty = excluded.uncertainty,
+                 needs_review = excluded.needs_review, area = excluded.area, route = excluded.route,
+                 n_heads = excluded.n_heads",
+        )?;
+        let mut clear_heads =
+            transaction.prepare_cached("DELETE FROM prediction_heads WHERE id = ?1")?;
+        let mut insert_head = transaction.prepare_cached(
+            "INSERT INTO prediction_heads (id, head, position, label, confidence, margin, needs_review, top_k,
+                                           explanation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for row in rows {
+            upsert.execute(params![
+                row.id,
+                row.received_at,
+                logged_at,
+                row.channel,
+                row.client_type,
+                row.masked_text,
+                row.model,
+                row.uncertainty,
+                row.needs_review,
+                row.area,
+                row.route,
+                row.heads.len() as i64,
+            ])?;
+            clear_heads.execute([&row.id])?;
+            for (position, head) in row.heads.iter().enumerate() {
+                insert_head.execute(params![
+                    row.id,
+                    head.head,
+                    position as i64,
+                    head.label,
+                    head.confidence,
+                    head.margin,
+                    head.needs_review,
+                    head.top_k,
+                    head.explanation,
+                ])?;
+            }
+        }
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
 const CORRECTION_COLUMNS: &str = "feedback_id, prediction_id, head, predicted_label, correct_label, agrees, reviewer, note, created_at";
 
 fn correction_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Correction> {
@@ -725,4 +858,86 @@ fn correction_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Correction> 
 /// correct label of each corrected head. The database must exist.
 pub fn export_feedback(db: &Path) -> Result<Vec<FeedbackRow>> {
     Store::open_existing(db)?.feedback_rows()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::{Evidence as ModelEvidence, Scored};
+
+    fn logged(id: &str) -> LoggedPrediction {
+        LoggedPrediction {
+            id: id.into(),
+            received_at: "2026-03-02T09:30:00-05:00".into(),
+            channel: Some("web".into()),
+            client_type: None,
+            text: "Me llamo Ana Pérez, cédula 1036123456, y no me pagan la cuota".into(),
+            model: "m".into(),
+            heads: vec![HeadPrediction {
+                head: "type".into(),
+                label: "queja".into(),
+                confidence: 0.7,
+                top_k: vec![
+                    Scored {
+                        label: "queja".into(),
+                        probability: 0.7,
+                    },
+                    Scored {
+                        label: "reclamo".into(),
+                        probability: 0.2,
+                    },
+                ],
+                needs_review: false,
+                explanation: vec![ModelEvidence {
+                    ngram: "no me pagan".into(),
+                    weight: 1.25,
+                }],
+            }],
+            route: None,
+        }
+    }
+
+    fn synchronous(store: &Store) -> i64 {
+        store
+            .connection()
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn log_batches_skip_the_sync_and_leave_the_connection_syncing_every_other_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("qa.sqlite3")).unwrap();
+        assert_eq!(synchronous(&store), 2, "FULL after opening");
+        store
+            .insert_predictions(&[logged("a"), logged("b")])
+            .unwrap();
+        assert_eq!(synchronous(&store), 2, "FULL again after a log batch");
+
+        // A batch that fails (a prediction naming the same head twice breaks the heads' primary key) also leaves the
+        // connection syncing, and writes nothing.
+        let mut twice = logged("c");
+        twice.heads.push(twice.heads[0].clone());
+        assert!(store.insert_predictions(&[twice]).is_err());
+        assert_eq!(synchronous(&store), 2, "FULL again after a failed batch");
+        assert_eq!(store.predictions_logged().unwrap(), 2);
+    }
+
+    #[test]
+    fn prepared_rows_are_masked_and_keep_f32_values_in_their_shortest_form() {
+        let prepared = PreparedPrediction::new(&logged("a")).unwrap();
+        assert!(!prepared.masked_text.contains("1036123456"));
+        assert_eq!(
+            prepared.heads[0].top_k,
+            r#"[{"label":"queja","probability":0.7},{"label":"reclamo","probability":0.2}]"#
+        );
+        assert_eq!(
+            prepared.heads[0].explanation,
+            r#"[{"ngram":"no me pagan","weight":1.25}]"#
+        );
+        // Read back as f64, the value is the f32's shortest form, which parses to the same f32.
+        let top_k: Vec<ScoredLabel> = serde_json::from_str(&prepared.heads[0].top_k).unwrap();
+        assert_eq!(top_k[0].probability as f32, 0.7_f32);
+        assert!((prepared.uncertainty - 0.5).abs() < 1e-6);
+    }
 }

@@ -70,7 +70,8 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Sets the connection up (WAL, synchronous=FULL, foreign keys, busy timeout) and migrates the schema.
 pub(crate) fn prepare(connection: &mut Connection) -> Result<(), StoreError> {
     // WAL lets the review endpoints read while the log writer writes; FULL syncs the WAL on every commit, so a
-    // commit that returned survives a crash or a power cut, not only a killed process.
+    // commit that returned survives a crash or a power cut, not only a killed process. The prediction log's
+    // batches alone switch to NORMAL for their commit (`Store::insert_prepared`).
     let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::NoWal(mode));
