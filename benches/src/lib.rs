@@ -56,3 +56,19 @@ pub fn split_by_date(
     }
     (set.subset(&before), set.subset(&after))
 }
+
+/// The model in `path` and the texts of every comment of the shipped corpus: what the in-process benchmarks feed
+/// the model with.
+pub fn model_and_corpus_texts(
+    path: &std::path::Path,
+) -> anyhow::Result<(models::Model, Vec<String>)> {
+    use anyhow::Context;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let model = models::Model::from_bytes(&bytes)?;
+    let texts = datasets::corpus::all()?
+        .records
+        .into_iter()
+        .map(|r| r.text)
+        .collect();
+    Ok((model, texts))
+}

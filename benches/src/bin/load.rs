@@ -696,13 +696,7 @@ fn per_comment(texts: &[String], mut work: impl FnMut(&str)) -> f64 {
 
 /// Times prediction and routing in process, on one thread.
 fn in_process(path: &std::path::Path) -> anyhow::Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let model = models::Model::from_bytes(&bytes)?;
-    let texts: Vec<String> = datasets::corpus::all()?
-        .records
-        .into_iter()
-        .map(|r| r.text)
-        .collect();
+    let (model, texts) = benches::model_and_corpus_texts(path)?;
     let mut scratch = models::Scratch::default();
     println!(
         "in process, {} comments of the corpus, best of 3 passes, µs per comment:",

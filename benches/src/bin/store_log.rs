@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::Parser;
 use service::store::{LoggedPrediction, LoggedRoute, PredictionLog, Store};
 
@@ -33,14 +32,7 @@ struct Args {
 
 /// One logged row per corpus comment, as the server builds them.
 fn logged_rows(model_path: &std::path::Path) -> anyhow::Result<Vec<LoggedPrediction>> {
-    let bytes =
-        std::fs::read(model_path).with_context(|| format!("reading {}", model_path.display()))?;
-    let model = models::Model::from_bytes(&bytes)?;
-    let texts: Vec<String> = datasets::corpus::all()?
-        .records
-        .into_iter()
-        .map(|r| r.text)
-        .collect();
+    let (model, texts) = benches::model_and_corpus_texts(model_path)?;
     let rules = match &model.info.taxonomy {
         Some(taxonomy) => Some((
             taxonomy,
