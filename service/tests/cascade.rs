@@ -1,6 +1,8 @@
 //! The cascade through `POST /v1/classify`: a tiny random-weight encoder (built in the test, nothing downloaded)
 //! behind fused heads written by hand, so that which tier answers, and with what, is known in advance.
 
+mod common;
+
 use std::path::PathBuf;
 
 use axum::body::Body;
@@ -14,15 +16,9 @@ use service::http::cascade::DeepTier;
 use service::http::{AppState, Limits, app};
 use tower::ServiceExt;
 
+/// The shared small model, read back from its artifact as the service would load it.
 fn small_model() -> Model {
-    let train = datasets::corpus::train().expect("the shipped corpus reads");
-    let stride = train.records.len() / 300;
-    let set = train.subset(&(0..300).map(|i| i * stride).collect::<Vec<_>>());
-    let config = training::TrainConfig {
-        epochs: 5,
-        ..training::TrainConfig::default()
-    };
-    let (mut model, _) = training::fit(&set, &config, None, &training::Silent).expect("trains");
+    let mut model = common::small_model();
     Model::from_bytes(&model.to_bytes(Precision::F32)).expect("the artifact loads")
 }
 

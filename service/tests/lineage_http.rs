@@ -1,6 +1,8 @@
 //! `GET /v1/model` shows a retrained model's lineage as recorded in its artifact, and `null` for a first-generation
 //! model. The models are trained here from a few hundred corpus comments.
 
+mod common;
+
 use std::path::PathBuf;
 
 use axum::body::Body;
@@ -9,19 +11,6 @@ use http_body_util::BodyExt;
 use models::{Lineage, Model, Precision};
 use service::http::{AppState, Limits, app};
 use tower::ServiceExt;
-
-fn small_model() -> Model {
-    let train = datasets::corpus::train().expect("the shipped corpus reads");
-    let stride = train.records.len() / 300;
-    let set = train.subset(&(0..300).map(|i| i * stride).collect::<Vec<_>>());
-    let config = training::TrainConfig {
-        epochs: 5,
-        ..training::TrainConfig::default()
-    };
-    training::fit(&set, &config, None, &training::Silent)
-        .expect("the sample trains")
-        .0
-}
 
 /// Serialises and reloads the model, as the service would read it from disk, and answers `GET /v1/model`.
 async fn model_endpoint(mut model: Model) -> serde_json::Value {
@@ -36,7 +25,7 @@ async fn model_endpoint(mut model: Model) -> serde_json::Value {
 
 #[tokio::test]
 async fn model_endpoint_shows_the_lineage_of_a_retrained_model() {
-    let parent = small_model();
+    let parent = common::small_model();
     let first = model_endpoint(parent.clone()).await;
     assert!(first["lineage"].is_null(), "{}", first["lineage"]);
 
