@@ -137,11 +137,29 @@ impl DeepHeads {
         deep_probabilities: &[f32],
         out: &mut Vec<f32>,
     ) {
+        self.cascade_probabilities_at(
+            &self.cascade.min_fast_confidence,
+            fast_probabilities,
+            chosen,
+            deep_probabilities,
+            out,
+        );
+    }
+
+    /// [`Self::cascade_probabilities`] with other per-head thresholds than the policy's (training tries many).
+    pub fn cascade_probabilities_at(
+        &self,
+        min_fast_confidence: &[f32],
+        fast_probabilities: &[f32],
+        chosen: &[usize],
+        deep_probabilities: &[f32],
+        out: &mut Vec<f32>,
+    ) {
         out.clear();
         let mut at = 0;
         for (h, head) in self.heads.iter().enumerate() {
             let k = head.labels.len();
-            let unsure = fast_probabilities[at + chosen[h]] < self.cascade.min_fast_confidence[h];
+            let unsure = fast_probabilities[at + chosen[h]] < min_fast_confidence[h];
             let source = if unsure {
                 deep_probabilities
             } else {

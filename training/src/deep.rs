@@ -278,7 +278,7 @@ pub fn fit_deep(
     let allowed_share =
         ((config.target_mean_ms - config.fast_ms) / config.encoder_ms).clamp(0.0, 1.0);
     let gold: Vec<Vec<Option<usize>>> = heads.iter().map(|(_, _, t)| t.clone()).collect();
-    let mut cases = Cases::new(
+    let cases = Cases::new(
         fast,
         &deep,
         &cascade_ids,
@@ -286,8 +286,9 @@ pub fn fit_deep(
         &stack_probabilities,
         embeddings,
     );
-    deep.cascade.min_fast_confidence = cases.choose_policy(allowed_share);
-    let validation = cases.compare(&deep.cascade.min_fast_confidence);
+    let thresholds = cases.choose_policy(allowed_share);
+    let validation = cases.compare(&thresholds);
+    deep.cascade.min_fast_confidence = thresholds;
     deep.cascade.validation_deep_share = validation.deep_share;
     let report = DeepReport {
         n_stack: stack_ids.len(),
@@ -466,7 +467,7 @@ struct Case {
 /// without running the models again.
 struct Cases<'a> {
     fast: &'a Model,
-    deep: DeepHeads,
+    deep: &'a DeepHeads,
     rows: Vec<Case>,
     names: Vec<String>,
     labels: Vec<usize>,
@@ -475,7 +476,7 @@ struct Cases<'a> {
 impl<'a> Cases<'a> {
     fn new(
         fast: &'a Model,
-        deep: &DeepHeads,
+        deep: &'a DeepHeads,
         ids: &[usize],
         gold: &[Vec<Option<usize>>],
         probabilities: &[Vec<f32>],
@@ -516,7 +517,7 @@ impl<'a> Cases<'a> {
             .collect();
         Self {
             fast,
-            deep: deep.clone(),
+            deep,
             rows,
             names: deep.heads.iter().map(|h| h.name.clone()).collect(),
             labels: deep.heads.iter().map(|h| h.labels.len()).collect(),
@@ -525,15 +526,12 @@ impl<'a> Cases<'a> {
 
     /// Macro-F1 per head and the share of comments sent deep under per-head `thresholds` (`None`: every comment
     /// goes deep and takes the fused heads on every head, the "deep" tier alone).
-    fn score(&mut self, thresholds: Option<&[f32]>) -> (Vec<f64>, f64) {
+    fn score(&self, thresholds: Option<&[f32]>) -> (Vec<f64>, f64) {
         let heads = self.labels.len();
         let mut gold = vec![Vec::new(); heads];
         let mut predicted = vec![Vec::new(); heads];
         let mut deep_count = 0;
         let (mut mixed, mut chosen) = (Vec::new(), Vec::new());
-        if let Some(t) = thresholds {
-            self.deep.cascade.min_fast_confidence = t.to_vec();
-        }
         for row in &self.rows {
             let decided = match thresholds {
                 None => {
@@ -543,7 +541,8 @@ impl<'a> Cases<'a> {
                 }
                 Some(t) if row.confidence.iter().zip(t).any(|(c, t)| c < t) => {
                     deep_count += 1;
-                    self.deep.cascade_probabilities(
+                    self.deep.cascade_probabilities_at(
+                        t,
                         &row.fast,
                         &row.fast_chosen,
                         &row.deep,
@@ -568,7 +567,7 @@ impl<'a> Cases<'a> {
 
     /// Per-head confidence thresholds, from a grid of each head's confidence quantiles, that maximise the mean
     /// macro-F1 over heads with at most `allowed_share` of the comments sent deep (ties: the smaller share).
-    fn choose_policy(&mut self, allowed_share: f64) -> Vec<f32> {
+    fn choose_policy(&self, allowed_share: f64) -> Vec<f32> {
         let heads = self.labels.len();
         let grid: Vec<Vec<f32>> = (0..heads)
             .map(|h| {
@@ -616,7 +615,7 @@ impl<'a> Cases<'a> {
         }
     }
 
-    fn compare(&mut self, thresholds: &[f32]) -> TierComparison {
+    fn compare(&self, thresholds: &[f32]) -> TierComparison {
         let never = vec![f32::NEG_INFINITY; self.labels.len()];
         let (fast, _) = self.score(Some(&never));
         let (all_deep, _) = self.score(None);
