@@ -14,6 +14,7 @@ use std::cmp::Ordering;
 use crate::features::{FeatureConfig, FeatureScratch, Featurizer, NgramSpan};
 use crate::normalize::{NormalizeScratch, Normalizer, NormalizerConfig};
 use crate::prediction::{Evidence, HeadPrediction, Prediction, Scored};
+use crate::prefetch::{prefetch, prefetch_range};
 
 /// N-grams present in more than about a fifth of the training comments (smoothed idf below this) are left out of
 /// explanations.
@@ -76,7 +77,12 @@ pub struct Scratch {
     features: FeatureScratch,
     /// The normalised text of the last comment scored.
     pub normalized: String,
+    /// The bucket of every n-gram of the comment, in text order: collected first, so that their rows can be
+    /// prefetched while the featuriser still hashes, then resolved in a second pass.
+    buckets: Vec<u32>,
     rows: Vec<u32>,
+    /// The radix sort's second buffer for `rows`.
+    spare_rows: Vec<u32>,
     vector: Vec<(u32, f32)>,
     /// Calibrated, parent-constrained probabilities of the last comment, all heads side by side.
     pub probabilities: Vec<f32>,
@@ -85,7 +91,10 @@ pub struct Scratch {
     /// While explaining: one key per feature occurrence, `row << 32 | ineligible << 31 | occurrence`, so that
     /// sorting groups a row's occurrences and puts its first quotable one first.
     keyed_rows: Vec<u64>,
-    /// While explaining: the span of each feature occurrence, indexed by the key's occurrence number.
+    /// The radix sort's second buffer for `keyed_rows`.
+    spare_keyed_rows: Vec<u64>,
+    /// While explaining: the span of every n-gram of the comment (seen or not), indexed by the key's occurrence
+    /// number.
     spans: Vec<NgramSpan>,
     /// N-grams an explanation may quote: one per row of `vector`, at its first quotable occurrence.
     candidates: Vec<Candidate>,
@@ -124,6 +133,10 @@ impl Ranked {
             .then(self.occurrence.cmp(&other.occurrence))
     }
 }
+
+/// How many rows ahead of the one being read the scoring loops prefetch: far enough for a row to arrive from
+/// the last-level cache while the rows before it are summed, near enough not to evict them.
+const ROWS_AHEAD: usize = 4;
 
 /// Occurrence numbers take 31 bits of a key; occurrences past this one are counted but never quoted.
 const MAX_OCCURRENCE: u32 = (1 << 31) - 1;
@@ -294,17 +307,37 @@ impl LinearModel {
         let normalizer = Normalizer::new(self.normalizer);
         normalizer.normalize_into(text, &mut scratch.normalized, &mut scratch.normalize);
         let featurizer = Featurizer::new(self.features);
-        let rows = &mut scratch.rows;
-        rows.clear();
+        let Scratch {
+            features,
+            normalized,
+            buckets,
+            rows,
+            spare_rows,
+            vector,
+            ..
+        } = scratch;
         let row_of_bucket = &self.row_of_bucket;
-        featurizer.for_each(&scratch.normalized, &mut scratch.features, |bucket, _| {
+        buckets.clear();
+        featurizer.for_each(normalized, features, |bucket, _| {
+            prefetch(row_of_bucket, bucket as usize);
+            buckets.push(bucket);
+        });
+        rows.clear();
+        for &bucket in buckets.iter() {
             let row = row_of_bucket[bucket as usize];
             if row != UNSEEN {
+                prefetch(&self.idf, row as usize);
                 rows.push(row);
             }
-        });
+        }
+        radix_sort_by_row(rows, spare_rows, self.row_bits(), |row| row);
         let first_char = first_char_row(&self.row_of_bucket, featurizer.first_char_bucket());
-        tfidf_from_rows(rows, &self.idf, first_char, &mut scratch.vector);
+        tfidf_from_sorted(rows, |row| row, &self.idf, first_char, vector, |_, _| {});
+    }
+
+    /// Bits a row number needs: the radix sorts make one pass per 8 of them.
+    fn row_bits(&self) -> u32 {
+        u32::BITS - (self.idf.len().saturating_sub(1) as u32).leading_zeros()
     }
 
     /// [`LinearModel::vectorize`], also collecting in `scratch.candidates` the n-grams an explanation may quote:
@@ -316,36 +349,49 @@ impl LinearModel {
             normalize,
             features,
             normalized,
+            buckets,
             vector,
             keyed_rows,
+            spare_keyed_rows,
             spans,
             candidates,
             ..
         } = scratch;
         Normalizer::new(self.normalizer).normalize_into(text, normalized, normalize);
         let featurizer = Featurizer::new(self.features);
-        keyed_rows.clear();
-        spans.clear();
         let row_of_bucket = &self.row_of_bucket;
+        buckets.clear();
+        spans.clear();
         featurizer.for_each(normalized, features, |bucket, span| {
+            prefetch(row_of_bucket, bucket as usize);
+            buckets.push(bucket);
+            spans.push(span);
+        });
+        keyed_rows.clear();
+        for (occurrence, (&bucket, span)) in buckets.iter().zip(spans.iter()).enumerate() {
             let row = row_of_bucket[bucket as usize];
             if row == UNSEEN {
-                return;
+                continue;
             }
+            prefetch(&self.idf, row as usize);
+            // Occurrence numbers count every n-gram, seen or not: the order among the seen ones, which is all
+            // that ties are broken on, is the text order either way.
             let mut key = u64::from(row) << 32;
-            match u32::try_from(spans.len()) {
+            match u32::try_from(occurrence) {
                 Ok(occurrence) if occurrence < MAX_OCCURRENCE => {
                     if span.end - span.start < 2 {
                         key |= UNQUOTABLE;
                     }
                     key |= u64::from(occurrence);
-                    spans.push(span);
                 }
                 _ => key |= UNQUOTABLE | u64::from(MAX_OCCURRENCE),
             }
             keyed_rows.push(key);
+        }
+        // Stable by row: within a row the occurrences stay in text order.
+        radix_sort_by_row(keyed_rows, spare_keyed_rows, self.row_bits(), |key| {
+            (key >> 32) as u32
         });
-        keyed_rows.sort_unstable();
         candidates.clear();
         let first_char = first_char_row(&self.row_of_bucket, featurizer.first_char_bucket());
         tfidf_from_sorted(
@@ -354,12 +400,16 @@ impl LinearModel {
             &self.idf,
             first_char,
             vector,
-            |index, first_key| {
-                let row = (first_key >> 32) as usize;
-                if first_key & UNQUOTABLE != 0 || self.idf[row] < EXPLAIN_MIN_IDF {
+            |index, occurrences| {
+                // The row's first quotable occurrence, if it has one.
+                let Some(&key) = occurrences.iter().find(|&&key| key & UNQUOTABLE == 0) else {
+                    return;
+                };
+                let row = (key >> 32) as usize;
+                if self.idf[row] < EXPLAIN_MIN_IDF {
                     return;
                 }
-                let occurrence = (first_key & u64::from(MAX_OCCURRENCE)) as u32;
+                let occurrence = (key & u64::from(MAX_OCCURRENCE)) as u32;
                 candidates.push(Candidate {
                     index,
                     span: spans[occurrence as usize],
@@ -382,23 +432,32 @@ impl LinearModel {
             probabilities,
             ..
         } = scratch;
-        self.probabilities_into(vector.iter().copied(), probabilities);
+        self.probabilities_into(vector.len(), |i| vector[i], probabilities);
     }
 
     /// Scores an already vectorised comment (rows and TF-IDF values, as [`LinearModel::vectorize`] makes them);
     /// the trainer uses it to evaluate without normalising the text again.
     pub fn score_vector(&self, rows: &[u32], values: &[f32], scratch: &mut Scratch) {
-        self.probabilities_into(
-            rows.iter().copied().zip(values.iter().copied()),
-            &mut scratch.probabilities,
-        );
+        let len = rows.len().min(values.len());
+        self.probabilities_into(len, |i| (rows[i], values[i]), &mut scratch.probabilities);
     }
 
-    fn probabilities_into(&self, vector: impl Iterator<Item = (u32, f32)>, logits: &mut Vec<f32>) {
+    /// Logits of the `len` entries `(row, value)` that `entry(i)` gives, then calibrated probabilities.
+    fn probabilities_into(
+        &self,
+        len: usize,
+        entry: impl Fn(usize) -> (u32, f32),
+        logits: &mut Vec<f32>,
+    ) {
         let classes = self.total_classes();
         logits.clear();
         logits.extend_from_slice(&self.bias);
-        for (row, value) in vector {
+        for i in 0..len {
+            if i + ROWS_AHEAD < len {
+                let (ahead, _) = entry(i + ROWS_AHEAD);
+                prefetch_range(&self.weights, ahead as usize * classes, classes);
+            }
+            let (row, value) = entry(i);
             let start = row as usize * classes;
             let weights = &self.weights[start..start + classes];
             for (logit, w) in logits.iter_mut().zip(weights) {
@@ -576,7 +635,11 @@ impl LinearModel {
             list.clear();
         }
         let head_count = self.heads.len();
-        for candidate in candidates.iter() {
+        for (i, candidate) in candidates.iter().enumerate() {
+            if let Some(ahead) = candidates.get(i + ROWS_AHEAD) {
+                let (row, _) = vector[ahead.index];
+                prefetch(&self.head_means, row as usize * head_count);
+            }
             let (row, value) = vector[candidate.index];
             let row = row as usize;
             let weights = &self.weights[row * classes..(row + 1) * classes];
@@ -684,15 +747,48 @@ pub fn tfidf_from_rows(
     tfidf_from_sorted(rows, |row| row, idf, first_char_row, vector, |_, _| {});
 }
 
-/// [`tfidf_from_rows`] over items already sorted by row; `first_of_row(index in vector, item)` sees the first
-/// item of each row.
+/// Sorts `items` by `row_of(item)`, whose values fit in `bits` bits, keeping items of the same row in their order:
+/// a least-significant-digit radix sort, one pass per byte, through `spare`. A comment has a few hundred n-grams
+/// and a model under 2^16 rows needs two passes: several times cheaper than a comparison sort.
+fn radix_sort_by_row<T: Copy + Default>(
+    items: &mut Vec<T>,
+    spare: &mut Vec<T>,
+    bits: u32,
+    row_of: impl Fn(T) -> u32,
+) {
+    let mut shift = 0;
+    while shift < bits.max(1) {
+        let mut counts = [0usize; 256];
+        for &item in items.iter() {
+            counts[((row_of(item) >> shift) & 0xff) as usize] += 1;
+        }
+        let mut next = 0;
+        for count in counts.iter_mut() {
+            let items_here = *count;
+            *count = next;
+            next += items_here;
+        }
+        spare.clear();
+        spare.resize(items.len(), T::default());
+        for &item in items.iter() {
+            let digit = ((row_of(item) >> shift) & 0xff) as usize;
+            spare[counts[digit]] = item;
+            counts[digit] += 1;
+        }
+        std::mem::swap(items, spare);
+        shift += 8;
+    }
+}
+
+/// [`tfidf_from_rows`] over items already sorted by row; `first_of_row(index in vector, occurrences)` sees the
+/// items of each row.
 fn tfidf_from_sorted<T: Copy>(
     items: &[T],
     row_of: impl Fn(T) -> u32,
     idf: &[f32],
     first_char_row: u32,
     vector: &mut Vec<(u32, f32)>,
-    mut first_of_row: impl FnMut(usize, T),
+    mut first_of_row: impl FnMut(usize, &[T]),
 ) {
     vector.clear();
     let mut i = 0;
@@ -708,7 +804,7 @@ fn tfidf_from_sorted<T: Copy>(
         let sublinear = if tf == 1 { 1.0 } else { 1.0 + (tf as f32).ln() };
         let value = sublinear * idf[row as usize];
         norms[usize::from(row >= first_char_row)] += value * value;
-        first_of_row(vector.len(), items[i]);
+        first_of_row(vector.len(), &items[i..j]);
         vector.push((row, value));
         i = j;
     }
@@ -1013,6 +1109,19 @@ pub(crate) mod tests {
                 proptest::prop_assert_eq!(&head.top_k, &plain.heads[index].top_k);
                 proptest::prop_assert_eq!(head.confidence, plain.heads[index].confidence);
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn radix_sort_is_a_stable_sort_by_row(
+            keys in proptest::collection::vec((0u32..70_000, 0u32..1_000), 0..600),
+        ) {
+            let mut items: Vec<u64> = keys.iter().map(|&(row, tag)| u64::from(row) << 32 | u64::from(tag)).collect();
+            let mut expected = items.clone();
+            expected.sort_by_key(|key| key >> 32);
+            radix_sort_by_row(&mut items, &mut Vec::new(), 17, |key| (key >> 32) as u32);
+            proptest::prop_assert_eq!(items, expected);
         }
     }
 

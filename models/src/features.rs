@@ -194,26 +194,34 @@ impl Featurizer {
             usize::from(self.config.char_min),
             usize::from(self.config.char_max),
         );
+        // The n-grams starting at one position share their prefixes, and FNV-1a is sequential: extend one hash
+        // a character at a time and emit it at every length from `min` to `max`, instead of hashing each n-gram
+        // from its first byte (14 characters hashed per position for 2..=5 instead of 5).
         for first in 0..padded {
-            for n in min..=max {
+            let mut h = fnv_byte(FNV_OFFSET, b'c');
+            if first == 0 {
+                h = fnv_byte(h, b'<');
+            }
+            // Byte range of the real characters covered starts at padded position max(first, 1).
+            let from = starts[first.max(1) - 1];
+            for n in 1..=max {
                 let last = first + n; // exclusive, in padded positions
                 if last > padded {
                     break;
                 }
-                let opens = first == 0;
+                // Padded position `last - 1` joins the n-gram: a real character unless it is '<' (already fed)
+                // or '>' (added below, only to the n-gram that ends there).
+                let position = last - 1;
+                if (1..=chars).contains(&position) {
+                    h = fnv_feed(h, &bytes[starts[position - 1]..starts[position]]);
+                }
+                if n < min {
+                    continue;
+                }
                 let closes = last == padded;
-                // Byte range of the real characters covered: padded positions max(first,1)..min(last,k+1).
-                let from = starts[first.max(1) - 1];
                 let to = starts[last.min(chars + 1) - 1];
-                let mut h = fnv_byte(FNV_OFFSET, b'c');
-                if opens {
-                    h = fnv_byte(h, b'<');
-                }
-                h = fnv_feed(h, &bytes[from..to]);
-                if closes {
-                    h = fnv_byte(h, b'>');
-                }
                 if from < to {
+                    let h = if closes { fnv_byte(h, b'>') } else { h };
                     emit(
                         self.char_bucket(h),
                         NgramSpan {
@@ -316,7 +324,74 @@ mod tests {
         );
     }
 
+    /// Every character n-gram hashed from its first byte, as the featuriser did before it shared prefixes: the
+    /// shared-prefix loop must emit exactly these buckets and spans, in this order.
+    fn char_ngrams_hashed_one_by_one(text: &str, config: FeatureConfig) -> Vec<(u32, NgramSpan)> {
+        let featurizer = Featurizer::new(config);
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < bytes.len() {
+            let end = memchr_space(bytes, start);
+            if bytes[start] != b'#' {
+                let mut starts: Vec<usize> = text[start..end]
+                    .char_indices()
+                    .map(|(i, _)| start + i)
+                    .collect();
+                starts.push(end);
+                let chars = starts.len() - 1;
+                let padded = chars + 2;
+                for first in 0..padded {
+                    for n in usize::from(config.char_min)..=usize::from(config.char_max) {
+                        let last = first + n;
+                        if last > padded {
+                            break;
+                        }
+                        let from = starts[first.max(1) - 1];
+                        let to = starts[last.min(chars + 1) - 1];
+                        let mut h = fnv_byte(FNV_OFFSET, b'c');
+                        if first == 0 {
+                            h = fnv_byte(h, b'<');
+                        }
+                        h = fnv_feed(h, &bytes[from..to]);
+                        if last == padded {
+                            h = fnv_byte(h, b'>');
+                        }
+                        if from < to {
+                            out.push((
+                                featurizer.char_bucket(h),
+                                NgramSpan {
+                                    start: from,
+                                    end: to,
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+            start = end + 1;
+        }
+        out
+    }
+
     proptest::proptest! {
+        #[test]
+        fn shared_prefix_hashing_matches_hashing_each_ngram(
+            text in "[a-zñé#]{1,12}( [a-zñé#]{1,12}){0,6}",
+            char_min in 1u8..=4,
+            extra in 0u8..=4,
+        ) {
+            let config = FeatureConfig { table_bits: 18, word_bigrams: false, char_min, char_max: char_min + extra };
+            let featurizer = Featurizer::new(config);
+            let mut got = Vec::new();
+            featurizer.for_each(&text, &mut FeatureScratch::default(), |bucket, span| {
+                if bucket >= featurizer.first_char_bucket() {
+                    got.push((bucket, span));
+                }
+            });
+            proptest::prop_assert_eq!(got, char_ngrams_hashed_one_by_one(&text, config));
+        }
+
         #[test]
         fn spans_always_lie_inside_the_text(text in "[a-zñ# ]{0,80}") {
             let normalized = crate::normalize::Normalizer::default().normalize(&text);

@@ -9,6 +9,7 @@ pub mod features;
 pub mod fusion;
 pub mod normalize;
 pub mod prediction;
+pub mod prefetch;
 pub mod routing;
 pub mod taxonomy;
 
