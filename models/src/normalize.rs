@@ -149,7 +149,12 @@ impl Normalizer {
             let c = chunk[i..].chars().next().expect("i is on a char boundary");
             if c.is_alphabetic() {
                 let start = i;
+                // Most letters are ASCII: step over them a byte at a time, decoding only the others.
                 while i < chunk.len() {
+                    if bytes[i].is_ascii_alphabetic() {
+                        i += 1;
+                        continue;
+                    }
                     let c = chunk[i..].chars().next().expect("i is on a char boundary");
                     if !c.is_alphabetic() {
                         break;
@@ -180,7 +185,7 @@ impl Normalizer {
         if !out.is_empty() {
             out.push(' ');
         }
-        if !self.config.squeeze_repeats {
+        if !self.config.squeeze_repeats || !may_have_run_of_three(word) {
             out.push_str(word);
             return;
         }
@@ -197,6 +202,16 @@ impl Normalizer {
             }
         }
     }
+}
+
+/// False only when `word` certainly has no run of three equal letters: an ASCII word without three equal
+/// bytes in a row. Other words take the careful path.
+fn may_have_run_of_three(word: &str) -> bool {
+    !word.is_ascii()
+        || word
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[0] == w[1] && w[1] == w[2])
 }
 
 fn is_combining_mark(c: char) -> bool {
