@@ -21,8 +21,9 @@ fi
 /usr/bin/chromedriver --version
 
 target_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
-cargo build -p service --bin pqrs
+# Selecting the whole workspace keeps the feature set of `cargo test --workspace`, so nothing is built twice.
+cargo build --workspace --bin pqrs
 # The default model is trained on the first start and cached here, so that later runs start at once.
 export PQRS_CACHE_DIR="${PQRS_CACHE_DIR:-$target_dir/browser-test-cache}"
 mkdir -p "$PQRS_CACHE_DIR"
-cargo test -p tests --test review_page_browser -- --ignored --nocapture
+cargo test --workspace --test review_page_browser -- --ignored --nocapture
