@@ -69,7 +69,8 @@ pub struct CascadePolicy {
     pub validation_deep_share: f64,
     /// Mean latency per comment the policy was chosen for, in milliseconds.
     pub target_mean_ms: f64,
-    /// Encoder latency per comment measured while training, in milliseconds.
+    /// Encoder cost per comment the budget assumed, in milliseconds (given to `pqrs train --deep`, or measured
+    /// once and stored).
     pub encoder_ms: f64,
 }
 

@@ -29,14 +29,18 @@ use crate::{Error, Result};
 pub struct DeepConfig {
     /// Folds for the out-of-fold fast probabilities.
     pub folds: usize,
-    /// Share of the comments held out to choose the cascade policy and the prior correction.
+    /// Share of the comments held out to choose the prior correction (and, with the out-of-fold stacking comments,
+    /// the cascade policy).
     pub cascade_fraction: f64,
     /// Mean latency per comment the cascade may spend, in milliseconds.
     pub target_mean_ms: f64,
     /// Fast model latency per comment, in milliseconds (added to every comment's cost).
     pub fast_ms: f64,
-    /// Encoder latency per comment, in milliseconds, as measured by the caller.
+    /// Encoder cost per comment, in milliseconds, given by the caller (a flag or a stored measurement): the budget
+    /// depends on nothing measured during training, so the same inputs give the same policy.
     pub encoder_ms: f64,
+    /// Where `encoder_ms` came from, recorded in the deep tier's training facts.
+    pub encoder_ms_source: String,
     /// L2 strength of the logistic regression.
     pub alpha: f64,
     /// L-BFGS iterations.
@@ -51,6 +55,7 @@ impl Default for DeepConfig {
             target_mean_ms: 3.0,
             fast_ms: 0.05,
             encoder_ms: 30.0,
+            encoder_ms_source: "default".into(),
             alpha: 1e-2,
             max_iterations: 150,
         }
@@ -86,10 +91,15 @@ pub struct TierComparison {
 pub struct DeepReport {
     /// Comments the fused heads were fitted on.
     pub n_stack: usize,
-    /// Comments the cascade policy was chosen on.
+    /// Held-out comments the prior correction was chosen on.
     pub n_cascade: usize,
-    /// The three tiers on the cascade comments.
+    /// Comments the cascade policy was chosen on: the held-out comments and the stacking comments, scored by
+    /// fused heads fitted without their fold.
+    pub n_policy: usize,
+    /// The three tiers on the policy comments.
     pub validation: TierComparison,
+    /// The three tiers on the held-out comments alone (fused heads and fast model fitted without them).
+    pub holdout: TierComparison,
     /// Largest share of comments the latency budget allows to go deep.
     pub allowed_share: f64,
     /// Wall time, in seconds.
@@ -134,17 +144,7 @@ pub fn fit_deep(
     let folds = config.folds.max(2);
     let mut stack_probabilities = vec![Vec::new(); set.records.len()];
     for fold in 0..folds {
-        let (train_ids, held): (Vec<usize>, Vec<usize>) = {
-            let (mut t, mut h) = (Vec::new(), Vec::new());
-            for (n, &i) in stack_ids.iter().enumerate() {
-                if n % folds == fold {
-                    h.push(i)
-                } else {
-                    t.push(i)
-                }
-            }
-            (t, h)
-        };
+        let (train_ids, held) = fold_split(&stack_ids, folds, fold);
         let (model, _) = fit(&set.subset(&train_ids), fast_config, None, &Silent)?;
         for i in held {
             stack_probabilities[i] = layout.probabilities(&model, &set.records[i].text);
@@ -174,73 +174,38 @@ pub fn fit_deep(
             .map(|((x, m), s)| f64::from((x - m) / s))
             .collect()
     };
-    let x_stack = dense(&stack_ids, n_inputs, standardised);
-
-    let mut heads = Vec::new();
-    for (h, labels) in layout.labels.iter().enumerate() {
-        let targets: Vec<Option<usize>> = set
-            .records
-            .iter()
-            .map(|r| {
-                labels
-                    .iter()
-                    .position(|l| *l == r.labels[layout.set_head[h]])
-            })
-            .collect();
-        let rows: Vec<usize> = (0..stack_ids.len())
-            .filter(|&n| targets[stack_ids[n]].is_some())
-            .collect();
-        let x = x_stack.select(ndarray::Axis(0), &rows);
-        let y: Array1<usize> = rows
-            .iter()
-            .map(|&n| targets[stack_ids[n]].expect("filtered"))
-            .collect();
-        let fitted = MultiLogisticRegression::default()
-            .alpha(config.alpha)
-            .max_iterations(config.max_iterations)
-            .fit(&Dataset::new(x, y.clone()))
-            .map_err(|e| Error::Config(format!("deep head `{}`: {e}", layout.names[h])))?;
-        let k = labels.len();
-        let mut weights = vec![0.0f32; k * n_inputs];
-        // Labels absent from the stacking comments can never be chosen by the deep tier.
-        let mut bias = vec![-30.0f32; k];
-        for (column, &class) in fitted.classes().iter().enumerate() {
-            bias[class] = fitted.intercept()[column] as f32;
-            for input in 0..n_inputs {
-                weights[class * n_inputs + input] = fitted.params()[(input, column)] as f32;
-            }
-        }
-        // Logistic regression fits the class priors of the stacking comments; subtracting part of their log
-        // (chosen on held-out comments) trades majority-class accuracy for recall of the rare classes, which is
-        // what macro-F1 and the delegates of small areas need.
-        let mut counts = vec![0usize; k];
-        for &t in y.iter() {
-            counts[t] += 1;
-        }
-        let log_prior: Vec<f32> = counts
-            .iter()
-            .map(|&c| ((c.max(1)) as f32 / y.len() as f32).ln())
-            .collect();
-        heads.push((
-            DeepHead {
-                name: layout.names[h].clone(),
-                labels: labels.clone(),
-                weights,
-                bias,
-            },
-            log_prior,
-            targets,
-        ));
-    }
+    let targets: Vec<Vec<Option<usize>>> = layout
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(h, labels)| {
+            set.records
+                .iter()
+                .map(|r| {
+                    labels
+                        .iter()
+                        .position(|l| *l == r.labels[layout.set_head[h]])
+                })
+                .collect()
+        })
+        .collect();
+    let heads = fit_heads(
+        &layout,
+        &stack_ids,
+        &standardised,
+        n_inputs,
+        &targets,
+        config,
+    )?;
 
     let mut deep = DeepHeads {
         encoder_sha256: encoder_sha256.to_string(),
         embedding_dim: dim,
         fast_model_id: fast.info.id.clone(),
         fast_classes: layout.classes,
-        input_mean,
-        input_scale,
-        heads: heads.iter().map(|(head, _, _)| head.clone()).collect(),
+        input_mean: input_mean.clone(),
+        input_scale: input_scale.clone(),
+        heads: heads.iter().map(|f| f.head.clone()).collect(),
         cascade: CascadePolicy {
             min_fast_confidence: vec![0.0; layout.names.len()],
             validation_deep_share: 0.0,
@@ -250,18 +215,17 @@ pub fn fit_deep(
         training: serde_json::Value::Null,
     };
     // Prior correction per head, chosen on the cascade comments for the deep head's own macro-F1.
-    for (h, (head, log_prior, targets)) in heads.iter().enumerate() {
+    let mut taus = Vec::with_capacity(heads.len());
+    for (h, fitted) in heads.iter().enumerate() {
         let mut best = (f64::NEG_INFINITY, 0.0f32);
         for tau in [0.0f32, 0.25, 0.5, 0.75, 1.0] {
-            for (c, b) in deep.heads[h].bias.iter_mut().enumerate() {
-                *b = head.bias[c] - tau * log_prior[c];
-            }
+            fitted.correct_prior(tau, &mut deep.heads[h]);
             let f1 = head_macro_f1(
                 &deep,
                 &layout,
                 h,
                 &cascade_ids,
-                targets,
+                &targets[h],
                 &stack_probabilities,
                 embeddings,
             );
@@ -269,31 +233,87 @@ pub fn fit_deep(
                 best = (f1, tau);
             }
         }
-        for (c, b) in deep.heads[h].bias.iter_mut().enumerate() {
-            *b = head.bias[c] - best.1 * log_prior[c];
-        }
+        fitted.correct_prior(best.1, &mut deep.heads[h]);
+        taus.push(best.1);
     }
     deep.validate().map_err(|e| Error::Config(e.to_string()))?;
 
+    // Fused-head probabilities for the policy: the final heads on the held-out comments, and on each fold of the
+    // stacking comments heads fitted without that fold (with the same prior correction), so that the policy is
+    // chosen on every training comment rather than on the held-out fifth alone.
+    let mut deep_probabilities = vec![Vec::new(); set.records.len()];
+    let mut scratch = DeepScratch::default();
+    for &i in &cascade_ids {
+        deep.score(
+            &stack_probabilities[i],
+            &embeddings[i],
+            &mut scratch,
+            &mut deep_probabilities[i],
+        );
+    }
+    for fold in 0..folds {
+        let (train_ids, held) = fold_split(&stack_ids, folds, fold);
+        let fold_heads = fit_heads(
+            &layout,
+            &train_ids,
+            &standardised,
+            n_inputs,
+            &targets,
+            config,
+        )?;
+        let mut fold_deep = deep.clone();
+        for ((fitted, tau), head) in fold_heads.iter().zip(&taus).zip(&mut fold_deep.heads) {
+            *head = fitted.head.clone();
+            fitted.correct_prior(*tau, head);
+        }
+        for i in held {
+            fold_deep.score(
+                &stack_probabilities[i],
+                &embeddings[i],
+                &mut scratch,
+                &mut deep_probabilities[i],
+            );
+        }
+    }
+    let policy_ids: Vec<usize> = stack_ids.iter().chain(&cascade_ids).copied().collect();
+
     let allowed_share =
         ((config.target_mean_ms - config.fast_ms) / config.encoder_ms).clamp(0.0, 1.0);
-    let gold: Vec<Vec<Option<usize>>> = heads.iter().map(|(_, _, t)| t.clone()).collect();
+    let policy_groups = validation_groups(set, &policy_ids).unwrap_or_else(|| {
+        (0..stack_ids.len())
+            .map(|n| n % folds)
+            .chain(std::iter::repeat_n(folds, cascade_ids.len()))
+            .collect()
+    });
     let cases = Cases::new(
         fast,
         &deep,
-        &cascade_ids,
-        &gold,
+        &policy_ids,
+        &policy_groups,
+        &targets,
         &stack_probabilities,
-        embeddings,
+        &deep_probabilities,
     );
     let thresholds = cases.choose_policy(allowed_share);
     let validation = cases.compare(&thresholds);
+    let holdout = Cases::new(
+        fast,
+        &deep,
+        &cascade_ids,
+        &vec![0; cascade_ids.len()],
+        &targets,
+        &stack_probabilities,
+        &deep_probabilities,
+    )
+    .compare(&thresholds);
     deep.cascade.min_fast_confidence = thresholds;
     deep.cascade.validation_deep_share = validation.deep_share;
     let report = DeepReport {
         n_stack: stack_ids.len(),
         n_cascade: cascade_ids.len(),
+        n_policy: policy_ids.len(),
         validation,
+        holdout,
         allowed_share,
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -301,7 +321,9 @@ pub fn fit_deep(
         "config": config,
         "n_stack": report.n_stack,
         "n_cascade": report.n_cascade,
+        "n_policy": report.n_policy,
         "validation": report.validation,
+        "holdout": report.holdout,
         "allowed_share": allowed_share,
     });
     Ok((deep, report))
@@ -337,10 +359,119 @@ pub fn compare_tiers(
                 .collect()
         })
         .collect();
-    Ok(
-        Cases::new(fast, deep, &ids, &gold, &probabilities, embeddings)
-            .compare(&deep.cascade.min_fast_confidence),
+    let mut scratch = DeepScratch::default();
+    let deep_probabilities: Vec<Vec<f32>> = probabilities
+        .iter()
+        .zip(embeddings)
+        .map(|(p, e)| {
+            let mut out = Vec::new();
+            deep.score(p, e, &mut scratch, &mut out);
+            out
+        })
+        .collect();
+    Ok(Cases::new(
+        fast,
+        deep,
+        &ids,
+        &vec![0; ids.len()],
+        &gold,
+        &probabilities,
+        &deep_probabilities,
     )
+    .compare(&deep.cascade.min_fast_confidence))
+}
+
+/// The comments of `ids` outside fold `fold` and those inside it (position modulo `folds`).
+fn fold_split(ids: &[usize], folds: usize, fold: usize) -> (Vec<usize>, Vec<usize>) {
+    let (mut train, mut held) = (Vec::new(), Vec::new());
+    for (n, &i) in ids.iter().enumerate() {
+        if n % folds == fold {
+            held.push(i)
+        } else {
+            train.push(i)
+        }
+    }
+    (train, held)
+}
+
+/// A fused head as fitted, with the log class priors of its training comments.
+struct FittedHead {
+    head: DeepHead,
+    log_prior: Vec<f32>,
+}
+
+impl FittedHead {
+    /// Sets `out`'s bias to this head's bias minus `tau` times the log priors.
+    ///
+    /// Logistic regression fits the class priors of the stacking comments; subtracting part of their log
+    /// (chosen on held-out comments) trades majority-class accuracy for recall of the rare classes, which is
+    /// what macro-F1 and the delegates of small areas need.
+    fn correct_prior(&self, tau: f32, out: &mut DeepHead) {
+        for ((b, &fitted), &prior) in out
+            .bias
+            .iter_mut()
+            .zip(&self.head.bias)
+            .zip(&self.log_prior)
+        {
+            *b = fitted - tau * prior;
+        }
+    }
+}
+
+/// One fused head per fast head, fitted on the comments `ids` (standardised inputs, gold labels `targets[head]`).
+fn fit_heads(
+    layout: &Layout,
+    ids: &[usize],
+    standardised: &impl Fn(usize) -> Vec<f64>,
+    n_inputs: usize,
+    targets: &[Vec<Option<usize>>],
+    config: &DeepConfig,
+) -> Result<Vec<FittedHead>> {
+    let x_all = dense(ids, n_inputs, standardised);
+    let mut heads = Vec::new();
+    for (h, labels) in layout.labels.iter().enumerate() {
+        let rows: Vec<usize> = (0..ids.len())
+            .filter(|&n| targets[h][ids[n]].is_some())
+            .collect();
+        let x = x_all.select(ndarray::Axis(0), &rows);
+        let y: Array1<usize> = rows
+            .iter()
+            .map(|&n| targets[h][ids[n]].expect("filtered"))
+            .collect();
+        let fitted = MultiLogisticRegression::default()
+            .alpha(config.alpha)
+            .max_iterations(config.max_iterations)
+            .fit(&Dataset::new(x, y.clone()))
+            .map_err(|e| Error::Config(format!("deep head `{}`: {e}", layout.names[h])))?;
+        let k = labels.len();
+        let mut weights = vec![0.0f32; k * n_inputs];
+        // Labels absent from the stacking comments can never be chosen by the deep tier.
+        let mut bias = vec![-30.0f32; k];
+        for (column, &class) in fitted.classes().iter().enumerate() {
+            bias[class] = fitted.intercept()[column] as f32;
+            for input in 0..n_inputs {
+                weights[class * n_inputs + input] = fitted.params()[(input, column)] as f32;
+            }
+        }
+        let mut counts = vec![0usize; k];
+        for &t in y.iter() {
+            counts[t] += 1;
+        }
+        let log_prior: Vec<f32> = counts
+            .iter()
+            .map(|&c| ((c.max(1)) as f32 / y.len() as f32).ln())
+            .collect();
+        heads.push(FittedHead {
+            head: DeepHead {
+                name: layout.names[h].clone(),
+                labels: labels.clone(),
+                weights,
+                bias,
+            },
+            log_prior,
+        });
+    }
+    Ok(heads)
 }
 
 /// How the fast model's heads line up with the data's heads.
@@ -453,6 +584,54 @@ fn head_macro_f1(
     macro_f1(&gold, &predicted, k)
 }
 
+/// Fewest comments in a validation group; a smaller month joins the next one.
+const MIN_GROUP: usize = 100;
+
+/// The validation group of each of `ids`: its calendar month (months of fewer than [`MIN_GROUP`] comments merged
+/// with the next), so that a head's gain must hold from month to month, as it must on the months after training.
+/// `None` without dates on every comment or with fewer than two groups.
+fn validation_groups(set: &LabeledSet, ids: &[usize]) -> Option<Vec<usize>> {
+    use chrono::Datelike;
+    let months: Vec<(i32, u32)> = ids
+        .iter()
+        .map(|&i| set.records[i].date.map(|d| (d.year(), d.month())))
+        .collect::<Option<_>>()?;
+    let mut counts: std::collections::BTreeMap<(i32, u32), usize> = Default::default();
+    for m in &months {
+        *counts.entry(*m).or_default() += 1;
+    }
+    let mut group_of = HashMap::new();
+    let (mut group, mut size) = (0, 0);
+    for (month, count) in &counts {
+        group_of.insert(*month, group);
+        size += count;
+        if size >= MIN_GROUP {
+            (group, size) = (group + 1, 0);
+        }
+    }
+    // A short last group joins the one before it.
+    let groups = if size > 0 && group > 0 {
+        for g in group_of.values_mut() {
+            *g = (*g).min(group - 1);
+        }
+        group
+    } else {
+        group + usize::from(size > 0)
+    };
+    (groups >= 2).then(|| months.iter().map(|m| group_of[m]).collect())
+}
+
+/// The mean of `gains` minus one standard error of the mean (the mean itself for fewer than two values).
+fn gain_lower_bound(gains: &[f64]) -> f64 {
+    let n = gains.len() as f64;
+    let mean = gains.iter().sum::<f64>() / n.max(1.0);
+    if gains.len() < 2 {
+        return mean;
+    }
+    let variance = gains.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    mean - (variance / n).sqrt()
+}
+
 /// One held-out comment: both tiers' probabilities, the fast choice per head and the gold label per head.
 struct Case {
     fast: Vec<f32>,
@@ -461,6 +640,15 @@ struct Case {
     /// Per head: the fast model's confidence in its choice.
     confidence: Vec<f32>,
     gold: Vec<Option<usize>>,
+    /// The validation group the comment belongs to (a stacking fold, or the held-out comments).
+    group: usize,
+}
+
+/// Macro-F1 per head overall and per validation group, and the share of comments sent deep.
+struct Scores {
+    f1: Vec<f64>,
+    group_f1: Vec<Vec<f64>>,
+    deep_share: f64,
 }
 
 /// The held-out comments with both tiers' answers computed once, so that many cascade policies can be scored
@@ -469,32 +657,28 @@ struct Cases<'a> {
     fast: &'a Model,
     deep: &'a DeepHeads,
     rows: Vec<Case>,
+    groups: usize,
     names: Vec<String>,
     labels: Vec<usize>,
 }
 
 impl<'a> Cases<'a> {
+    /// `groups[n]` is the validation group of `ids[n]`.
     fn new(
         fast: &'a Model,
         deep: &'a DeepHeads,
         ids: &[usize],
+        groups: &[usize],
         gold: &[Vec<Option<usize>>],
         probabilities: &[Vec<f32>],
-        embeddings: &[Vec<f32>],
+        deep_probabilities: &[Vec<f32>],
     ) -> Self {
-        let mut scratch = DeepScratch::default();
         let rows = ids
             .iter()
-            .map(|&i| {
+            .zip(groups)
+            .map(|(&i, &group)| {
                 let mut fast_chosen = Vec::new();
                 fast.linear.decode(&probabilities[i], &mut fast_chosen);
-                let mut deep_probabilities = Vec::new();
-                deep.score(
-                    &probabilities[i],
-                    &embeddings[i],
-                    &mut scratch,
-                    &mut deep_probabilities,
-                );
                 let mut at = 0;
                 let confidence = deep
                     .heads
@@ -508,16 +692,18 @@ impl<'a> Cases<'a> {
                     .collect();
                 Case {
                     fast: probabilities[i].clone(),
-                    deep: deep_probabilities,
+                    deep: deep_probabilities[i].clone(),
                     fast_chosen,
                     confidence,
                     gold: gold.iter().map(|g| g[i]).collect(),
+                    group,
                 }
             })
             .collect();
         Self {
             fast,
             deep,
+            groups: groups.iter().max().map_or(0, |g| g + 1),
             rows,
             names: deep.heads.iter().map(|h| h.name.clone()).collect(),
             labels: deep.heads.iter().map(|h| h.labels.len()).collect(),
@@ -526,10 +712,11 @@ impl<'a> Cases<'a> {
 
     /// Macro-F1 per head and the share of comments sent deep under per-head `thresholds` (`None`: every comment
     /// goes deep and takes the fused heads on every head, the "deep" tier alone).
-    fn score(&self, thresholds: Option<&[f32]>) -> (Vec<f64>, f64) {
+    fn score(&self, thresholds: Option<&[f32]>) -> Scores {
         let heads = self.labels.len();
-        let mut gold = vec![Vec::new(); heads];
-        let mut predicted = vec![Vec::new(); heads];
+        // [group][head]
+        let mut gold = vec![vec![Vec::new(); heads]; self.groups];
+        let mut predicted = vec![vec![Vec::new(); heads]; self.groups];
         let mut deep_count = 0;
         let (mut mixed, mut chosen) = (Vec::new(), Vec::new());
         for row in &self.rows {
@@ -555,26 +742,55 @@ impl<'a> Cases<'a> {
             };
             for h in 0..heads {
                 let Some(g) = row.gold[h] else { continue };
-                gold[h].push(g as u32);
-                predicted[h].push(decided[h] as u32);
+                gold[row.group][h].push(g as u32);
+                predicted[row.group][h].push(decided[h] as u32);
             }
         }
         let f1 = (0..heads)
-            .map(|h| macro_f1(&gold[h], &predicted[h], self.labels[h]))
+            .map(|h| {
+                let all = |of: &[Vec<Vec<u32>>]| -> Vec<u32> {
+                    of.iter().flat_map(|g| g[h].iter().copied()).collect()
+                };
+                macro_f1(&all(&gold), &all(&predicted), self.labels[h])
+            })
             .collect();
-        (f1, deep_count as f64 / self.rows.len().max(1) as f64)
+        let group_f1 = gold
+            .iter()
+            .zip(&predicted)
+            .map(|(g, p)| {
+                (0..heads)
+                    .map(|h| macro_f1(&g[h], &p[h], self.labels[h]))
+                    .collect()
+            })
+            .collect();
+        Scores {
+            f1,
+            group_f1,
+            deep_share: deep_count as f64 / self.rows.len().max(1) as f64,
+        }
     }
 
-    /// Per-head confidence thresholds, from a grid of each head's confidence quantiles, that maximise the mean
-    /// macro-F1 over heads with at most `allowed_share` of the comments sent deep (ties: the smaller share).
+    /// Per-head confidence thresholds, from a grid of each head's confidence quantiles (eight steps up to the
+    /// allowed share), that maximise the mean
+    /// macro-F1 over heads with at most `allowed_share` of the comments sent deep and no head's macro-F1 below the
+    /// fast model's (ties: the smaller share). Sending nothing deep always qualifies.
+    ///
+    /// "Not below" is asked of a lower bound: over the validation groups (calendar months when the comments are
+    /// dated, else the stacking folds and the held-out comments), a head's mean gain minus one standard error of
+    /// that mean must not be negative. A head whose gain is a few thousandths on the pooled comments but swings
+    /// from group to group was seen to lose on the next months; a head the policy leaves alone gains exactly 0 in
+    /// every group and always passes.
     fn choose_policy(&self, allowed_share: f64) -> Vec<f32> {
         let heads = self.labels.len();
+        let fast = self.score(Some(&vec![f32::NEG_INFINITY; heads]));
         let grid: Vec<Vec<f32>> = (0..heads)
             .map(|h| {
                 let mut c: Vec<f32> = self.rows.iter().map(|r| r.confidence[h]).collect();
                 c.sort_by(f32::total_cmp);
                 let mut values = vec![0.0];
-                for q in [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5] {
+                // A head's threshold at quantile q sends at least a share q deep on its own, so quantiles beyond
+                // the allowed share can never qualify: the grid spends its eight steps below it.
+                for q in (1..=8).map(|j| allowed_share * f64::from(j) / 8.0) {
                     if let Some(&v) =
                         c.get(((c.len() as f64 * q) as usize).min(c.len().saturating_sub(1)))
                     {
@@ -592,9 +808,20 @@ impl<'a> Cases<'a> {
                 .enumerate()
                 .map(|(h, &c)| grid[h][c])
                 .collect();
-            let (f1, share) = self.score(Some(&thresholds));
+            let scores = self.score(Some(&thresholds));
+            let (f1, share) = (&scores.f1, scores.deep_share);
             let mean = f1.iter().sum::<f64>() / heads as f64;
+            let no_head_worse = (0..heads).all(|h| {
+                let gains: Vec<f64> = scores
+                    .group_f1
+                    .iter()
+                    .zip(&fast.group_f1)
+                    .map(|(cascade, fast)| cascade[h] - fast[h])
+                    .collect();
+                f1[h] >= fast.f1[h] - 1e-12 && gain_lower_bound(&gains) >= -1e-12
+            });
             if share <= allowed_share
+                && no_head_worse
                 && (mean > best.0 + 1e-9 || ((mean - best.0).abs() <= 1e-9 && share < best.1))
             {
                 best = (mean, share, thresholds);
@@ -617,9 +844,13 @@ impl<'a> Cases<'a> {
 
     fn compare(&self, thresholds: &[f32]) -> TierComparison {
         let never = vec![f32::NEG_INFINITY; self.labels.len()];
-        let (fast, _) = self.score(Some(&never));
-        let (all_deep, _) = self.score(None);
-        let (cascade, share) = self.score(Some(thresholds));
+        let fast = self.score(Some(&never)).f1;
+        let all_deep = self.score(None).f1;
+        let Scores {
+            f1: cascade,
+            deep_share: share,
+            ..
+        } = self.score(Some(thresholds));
         TierComparison {
             comments: self.rows.len(),
             heads: self
@@ -635,5 +866,21 @@ impl<'a> Cases<'a> {
                 .collect(),
             deep_share: share,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gain_lower_bound;
+
+    #[test]
+    fn the_gain_bound_is_the_mean_minus_one_standard_error() {
+        assert_eq!(gain_lower_bound(&[0.0; 5]), 0.0);
+        assert_eq!(gain_lower_bound(&[0.01]), 0.01);
+        // Mean 0.002, deviations ±0.01 over 4 groups: standard error sd / 2.
+        let gains = [0.012, -0.008, 0.012, -0.008];
+        let sd = (4.0 * 0.01f64.powi(2) / 3.0).sqrt();
+        assert!((gain_lower_bound(&gains) - (0.002 - sd / 2.0)).abs() < 1e-12);
+        assert!(gain_lower_bound(&gains) < 0.0, "a swinging gain fails");
     }
 }

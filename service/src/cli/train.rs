@@ -86,6 +86,11 @@ pub struct TrainArgs {
     /// With --deep: mean latency per comment the cascade may spend, in milliseconds.
     #[arg(long, default_value_t = 3.0, value_name = "MS")]
     deep_target_ms: f64,
+    /// With --deep: the encoder's cost per comment the budget assumes, in milliseconds, or `measure` to time it
+    /// now. Default: the cost stored by the last measurement for this encoder, precision and thread count
+    /// (measured and stored on first use), so that retraining gives the same policy.
+    #[arg(long, value_name = "MS|measure")]
+    deep_encoder_ms: Option<super::deep::EncoderCost>,
     #[command(flatten)]
     encoder: super::deep::EncoderChoice,
     /// Taxonomy to record in the model (default: the shipped one when the heads are type/theme/area).
@@ -331,6 +336,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             &args.out,
             &args.encoder,
             args.deep_target_ms,
+            args.deep_encoder_ms,
         )?;
     }
     Ok(())
