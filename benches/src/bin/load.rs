@@ -3,7 +3,8 @@
 //! server's resident memory.
 //!
 //! Two kinds of run:
-//! - open loop (`--rate R`, repeatable): requests are scheduled at a fixed rate whatever the answers do. A request
+//! - open loop (`--rate R`, repeatable): requests are scheduled at a fixed rate whatever the answers do, evenly
+//!   spaced by a pacer thread (tokio's millisecond timer would send them in bursts, one per tick). A request
 //!   that has to wait because its connection is still busy with a late answer is timed from when it should have
 //!   been sent, so a slow server cannot hide its queueing (no coordinated omission); a request sent on a free
 //!   connection is timed from when it was sent, so the generator's own timer jitter is not charged to the server.
@@ -294,31 +295,24 @@ struct Schedule {
     target: Target,
     start: Instant,
     interval: Duration,
-    connections: usize,
     record_from: Instant,
     end: Instant,
 }
 
-/// One connection of an open-loop run: its share of the schedule.
+/// One connection of an open-loop run: sends each request the pacer hands it, `(sequence, due)`.
 async fn open_connection(
     addr: SocketAddr,
     bodies: Arc<Vec<Bytes>>,
-    slot: usize,
     schedule: Schedule,
+    mut due_requests: tokio::sync::mpsc::UnboundedReceiver<(usize, Instant)>,
 ) -> anyhow::Result<Tally> {
     let mut sender = connect(addr).await?;
     let mut tally = Tally::default();
     let mut previous_done = schedule.start;
-    for k in 0.. {
-        let sequence = slot + k * schedule.connections;
-        let due = schedule.start + schedule.interval.mul_f64(sequence as f64);
-        if due >= schedule.end {
-            break;
-        }
-        tokio::time::sleep_until(due.into()).await;
+    while let Some((sequence, due)) = due_requests.recv().await {
         let sent = Instant::now();
         // Late because the connection was busy: the server's fault, timed from the schedule. Late because the
-        // timer woke late on a free connection: the generator's fault, timed from the send.
+        // pacer woke late on a free connection: the generator's fault, timed from the send.
         let timed_from = if previous_done > due { due } else { sent };
         let body = &bodies[sequence % bodies.len()];
         let outcome = send(&mut sender, schedule.target, addr, body).await;
@@ -340,6 +334,28 @@ async fn open_connection(
     Ok(tally)
 }
 
+/// Hands every request of the schedule to its connection at its due time, from a thread of its own. tokio's
+/// timers tick once a millisecond, so connections sleeping on them sent 5,000 requests a second as five at once
+/// on every tick, and those bursts queued on the server; a thread sleeping with `std::thread::sleep` wakes
+/// within the kernel's timer slack (~50 µs), so requests go out evenly spaced as the schedule says.
+fn pace(
+    schedule: Schedule,
+    connections: Vec<tokio::sync::mpsc::UnboundedSender<(usize, Instant)>>,
+) {
+    for sequence in 0.. {
+        let due = schedule.start + schedule.interval.mul_f64(sequence as f64);
+        if due >= schedule.end {
+            break;
+        }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        // A connection whose task failed has dropped its receiver; its error is reported when the task is joined.
+        let _ = connections[sequence % connections.len()].send((sequence, due));
+    }
+}
+
 async fn open_loop(args: &Args, bodies: &Arc<Vec<Bytes>>, rate: u32) -> anyhow::Result<Report> {
     let start = Instant::now() + Duration::from_millis(100);
     let record_from = start + Duration::from_secs_f64(args.warmup);
@@ -347,18 +363,32 @@ async fn open_loop(args: &Args, bodies: &Arc<Vec<Bytes>>, rate: u32) -> anyhow::
         target: args.target,
         start,
         interval: Duration::from_secs_f64(1.0 / f64::from(rate)),
-        connections: args.connections,
         record_from,
         end: record_from + Duration::from_secs_f64(args.duration),
     };
     let cpu = cpu_probe(args.pid, schedule.record_from);
-    let tasks: Vec<_> = (0..args.connections)
-        .map(|slot| tokio::spawn(open_connection(args.addr, bodies.clone(), slot, schedule)))
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..args.connections.max(1))
+        .map(|_| tokio::sync::mpsc::unbounded_channel())
+        .unzip();
+    let tasks: Vec<_> = receivers
+        .into_iter()
+        .map(|due_requests| {
+            tokio::spawn(open_connection(
+                args.addr,
+                bodies.clone(),
+                schedule,
+                due_requests,
+            ))
+        })
         .collect();
+    let pacer = std::thread::spawn(move || pace(schedule, senders));
     let mut tally = Tally::default();
     for task in tasks {
         tally.merge(task.await??);
     }
+    pacer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pacer thread panicked"))?;
     tally.latencies_ns.sort_unstable();
     Ok(Report {
         label: format!(
