@@ -174,21 +174,7 @@ pub fn fit_deep(
             .map(|((x, m), s)| f64::from((x - m) / s))
             .collect()
     };
-    let targets: Vec<Vec<Option<usize>>> = layout
-        .labels
-        .iter()
-        .enumerate()
-        .map(|(h, labels)| {
-            set.records
-                .iter()
-                .map(|r| {
-                    labels
-                        .iter()
-                        .position(|l| *l == r.labels[layout.set_head[h]])
-                })
-                .collect()
-        })
-        .collect();
+    let targets = layout.gold(set);
     let heads = fit_heads(
         &layout,
         &stack_ids,
@@ -344,21 +330,7 @@ pub fn compare_tiers(
         .iter()
         .map(|r| layout.probabilities(fast, &r.text))
         .collect();
-    let gold: Vec<Vec<Option<usize>>> = layout
-        .labels
-        .iter()
-        .enumerate()
-        .map(|(h, labels)| {
-            test.records
-                .iter()
-                .map(|r| {
-                    labels
-                        .iter()
-                        .position(|l| *l == r.labels[layout.set_head[h]])
-                })
-                .collect()
-        })
-        .collect();
+    let gold = layout.gold(test);
     let mut scratch = DeepScratch::default();
     let deep_probabilities: Vec<Vec<f32>> = probabilities
         .iter()
@@ -484,6 +456,20 @@ struct Layout {
 }
 
 impl Layout {
+    /// Per head, each comment's gold label as an index into the head's labels (`None`: a label the model lacks).
+    fn gold(&self, set: &LabeledSet) -> Vec<Vec<Option<usize>>> {
+        self.labels
+            .iter()
+            .zip(&self.set_head)
+            .map(|(labels, &column)| {
+                set.records
+                    .iter()
+                    .map(|r| labels.iter().position(|l| *l == r.labels[column]))
+                    .collect()
+            })
+            .collect()
+    }
+
     fn of(fast: &Model, set: &LabeledSet) -> Result<Self> {
         let mut set_head = Vec::new();
         for head in &fast.linear.heads {
