@@ -21,8 +21,10 @@ fi
 /usr/bin/chromedriver --version
 
 target_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
-# Selecting the whole workspace keeps the feature set of `cargo test --workspace`, so nothing is built twice.
-cargo build --workspace --bin pqrs
+# `cargo test` (not `cargo build`) with the whole workspace selected resolves features as `cargo test --workspace`
+# does, dev-dependencies included, so after the test command this builds nothing, and the `pqrs` binary it leaves in
+# target/debug is the one the other end-to-end tests ran.
+cargo test --workspace --no-run
 # The default model is trained on the first start and cached here, so that later runs start at once.
 export PQRS_CACHE_DIR="${PQRS_CACHE_DIR:-$target_dir/browser-test-cache}"
 mkdir -p "$PQRS_CACHE_DIR"
