@@ -88,8 +88,8 @@ pub struct Scratch {
     pub probabilities: Vec<f32>,
     /// Chosen label index of each head for the last comment (see [`LinearModel::decode`]).
     pub chosen: Vec<usize>,
-    /// While explaining: one key per feature occurrence, `row << 32 | ineligible << 31 | occurrence`, so that
-    /// sorting groups a row's occurrences and puts its first quotable one first.
+    /// While explaining: one key per feature occurrence, `row << 32 | unquotable << 31 | occurrence`; sorted by
+    /// row (stably), a row's occurrences stay together in text order.
     keyed_rows: Vec<u64>,
     /// The radix sort's second buffer for `keyed_rows`.
     spare_keyed_rows: Vec<u64>,
