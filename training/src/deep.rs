@@ -757,9 +757,9 @@ impl<'a> Cases<'a> {
     }
 
     /// Per-head confidence thresholds, from a grid of each head's confidence quantiles (eight steps up to the
-    /// allowed share), that maximise the mean
-    /// macro-F1 over heads with at most `allowed_share` of the comments sent deep and no head's macro-F1 below the
-    /// fast model's (ties: the smaller share). Sending nothing deep always qualifies.
+    /// allowed share), that maximise the mean macro-F1 over heads with at most `allowed_share` of the comments sent
+    /// deep and no head's macro-F1 below the fast model's (ties: the smaller share). Sending nothing deep always
+    /// qualifies.
     ///
     /// "Not below" is asked of a lower bound: over the validation groups (calendar months when the comments are
     /// dated, else the stacking folds and the held-out comments), a head's mean gain minus one standard error of
