@@ -6,20 +6,25 @@
 //!
 //! ```text
 //! "PQRSDEEP"   8 bytes   magic
-//! version      u32       DEEP_FORMAT_VERSION
-//! json_len     u64       then that many bytes of JSON (DeepHeads, weights included: a few hundred KB at most)
+//! version      u32       DEEP_FORMAT_VERSION (1: no tuned tensors section)
+//! json_len     u64       then that many bytes of JSON (DeepHeads, head weights included: a few hundred KB)
+//! tuned_len    u64       then that many bytes: the values of `DeepHeads::tuned`, f32 little-endian, in order
 //! sha256       32 bytes  of everything before it
 //! ```
+//!
+//! The fine-tuned encoder layers (several MB) are kept out of the JSON: as decimal text they would be several times
+//! larger and slow to parse.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::classifier::softmax_in_place;
+use crate::encoder::TunedTensor;
 
 /// First bytes of every deep-tier file.
 pub const DEEP_MAGIC: &[u8; 8] = b"PQRSDEEP";
 /// Version of the layout above.
-pub const DEEP_FORMAT_VERSION: u32 = 1;
+pub const DEEP_FORMAT_VERSION: u32 = 2;
 /// Log-probabilities of the fast model are clipped here, so that a zero probability stays a finite feature.
 pub const LOG_FLOOR: f32 = -12.0;
 
@@ -96,6 +101,10 @@ pub struct DeepHeads {
     pub cascade: CascadePolicy,
     /// Training facts (data fingerprint, validation figures), free-form.
     pub training: serde_json::Value,
+    /// Encoder tensors fine-tuned on the labelled history, in place of the base encoder's (empty: the base
+    /// encoder as converted). Their values are stored after the JSON.
+    #[serde(default)]
+    pub tuned: Vec<TunedTensor>,
 }
 
 /// Reusable buffer for [`DeepHeads::score`].
@@ -210,6 +219,17 @@ impl DeepHeads {
     pub fn validate(&self) -> Result<(), DeepError> {
         let n = self.input_len();
         let invalid = |m: String| Err(DeepError::Invalid(m));
+        for t in &self.tuned {
+            if t.values.len() != t.shape.iter().product::<usize>() {
+                return invalid(format!(
+                    "tuned tensor `{}` does not match its shape",
+                    t.name
+                ));
+            }
+            if t.values.iter().any(|v| !v.is_finite()) {
+                return invalid(format!("tuned tensor `{}` has a non-finite value", t.name));
+            }
+        }
         if self.input_mean.len() != n || self.input_scale.len() != n {
             return invalid(format!(
                 "standardisation has {} / {} values, inputs are {n}",
@@ -254,11 +274,18 @@ impl DeepHeads {
     /// Serialises to the self-checking layout of the module documentation.
     pub fn to_bytes(&self) -> Vec<u8> {
         let json = serde_json::to_vec(self).expect("deep heads serialise");
-        let mut out = Vec::with_capacity(8 + 4 + 8 + json.len() + 32);
+        let values: usize = self.tuned.iter().map(|t| t.values.len()).sum();
+        let mut out = Vec::with_capacity(8 + 4 + 8 + json.len() + 8 + values * 4 + 32);
         out.extend_from_slice(DEEP_MAGIC);
         out.extend_from_slice(&DEEP_FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&(json.len() as u64).to_le_bytes());
         out.extend_from_slice(&json);
+        out.extend_from_slice(&((values * 4) as u64).to_le_bytes());
+        for t in &self.tuned {
+            for v in &t.values {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
         let checksum = Sha256::digest(&out);
         out.extend_from_slice(&checksum);
         out
@@ -274,14 +301,25 @@ impl DeepHeads {
         }
         let header = bytes.get(8..20).ok_or(DeepError::Truncated)?;
         let version = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
-        if version != DEEP_FORMAT_VERSION {
+        if version != 1 && version != DEEP_FORMAT_VERSION {
             return Err(DeepError::UnsupportedVersion(version));
         }
-        let len = u64::from_le_bytes(header[4..].try_into().expect("8 bytes"));
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|l| l.checked_add(20))
-            .ok_or(DeepError::Truncated)?;
+        // Each section is `u64 length, bytes`; version 1 has the JSON section alone.
+        let section = |at: usize| -> Result<(usize, usize), DeepError> {
+            let len = bytes.get(at..at + 8).ok_or(DeepError::Truncated)?;
+            let len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|l| l.checked_add(at + 8))
+                .ok_or(DeepError::Truncated)?;
+            Ok((at + 8, end))
+        };
+        let (json_start, json_end) = section(12)?;
+        let (tuned_start, end) = if version == 1 {
+            (json_end, json_end)
+        } else {
+            section(json_end)?
+        };
         let total = end.checked_add(32).ok_or(DeepError::Truncated)?;
         if bytes.len() < total {
             return Err(DeepError::Truncated);
@@ -289,8 +327,25 @@ impl DeepHeads {
         if bytes.len() > total || Sha256::digest(&bytes[..end]).as_slice() != &bytes[end..total] {
             return Err(DeepError::BadChecksum);
         }
-        let deep: DeepHeads = serde_json::from_slice(&bytes[20..end])
+        let mut deep: DeepHeads = serde_json::from_slice(&bytes[json_start..json_end])
             .map_err(|e| DeepError::Invalid(e.to_string()))?;
+        let mut values = bytes[tuned_start..end]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")));
+        let expected: usize = deep
+            .tuned
+            .iter()
+            .map(|t| t.shape.iter().product::<usize>())
+            .sum();
+        if (end - tuned_start) != expected * 4 {
+            return Err(DeepError::Invalid(format!(
+                "the tuned tensors need {expected} values, the file holds {} bytes",
+                end - tuned_start
+            )));
+        }
+        for t in &mut deep.tuned {
+            t.values = values.by_ref().take(t.shape.iter().product()).collect();
+        }
         deep.validate()?;
         Ok(deep)
     }
@@ -328,6 +383,7 @@ mod tests {
                 encoder_ms: 30.0,
             },
             training: serde_json::json!({}),
+            tuned: Vec::new(),
         }
     }
 
@@ -377,6 +433,49 @@ mod tests {
         let mut magic = bytes;
         magic[0] = b'X';
         assert_eq!(DeepHeads::from_bytes(&magic), Err(DeepError::BadMagic));
+    }
+
+    #[test]
+    fn tuned_tensors_travel_after_the_json_and_version_1_files_still_load() {
+        let mut deep = tiny();
+        deep.tuned = vec![
+            TunedTensor {
+                name: "encoder.layer.1.output.dense.bias".into(),
+                shape: vec![3],
+                values: vec![0.5, -1.0, 2.0],
+            },
+            TunedTensor {
+                name: "encoder.layer.1.output.dense.weight".into(),
+                shape: vec![3, 2],
+                values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            },
+        ];
+        let bytes = deep.to_bytes();
+        assert_eq!(DeepHeads::from_bytes(&bytes), Ok(deep.clone()));
+        // The values are not in the JSON.
+        let json_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+        let json = std::str::from_utf8(&bytes[20..20 + json_len]).unwrap();
+        assert!(json.contains("output.dense.weight") && !json.contains("values"));
+
+        // A version-1 file: the JSON section alone.
+        let mut old = tiny();
+        let json = serde_json::to_vec(&old).unwrap();
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(DEEP_MAGIC);
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        v1.extend_from_slice(&json);
+        let checksum = Sha256::digest(&v1);
+        v1.extend_from_slice(&checksum);
+        assert_eq!(DeepHeads::from_bytes(&v1), Ok(old.clone()));
+
+        // Values that do not fill the announced shapes are refused, even with a valid checksum.
+        old.tuned = deep.tuned.clone();
+        old.tuned[1].values.pop();
+        assert!(matches!(
+            DeepHeads::from_bytes(&old.to_bytes()),
+            Err(DeepError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -84,10 +84,12 @@ pub fn encoder_dir() -> PathBuf {
 }
 
 /// Loads the converted encoder of `dir` (written by `pqrs encoder fetch`), after checking that its weights are
-/// the ones its `config.json` names by SHA-256.
+/// the ones its `config.json` names by SHA-256, with `tuned` (a deep tier's fine-tuned layers; may be empty) in
+/// place of the tensors of the same names.
 pub fn load_encoder(
     dir: &Path,
     precision: models::encoder::MatmulPrecision,
+    tuned: &[models::encoder::TunedTensor],
 ) -> anyhow::Result<(models::encoder::Encoder, models::encoder::EncoderManifest)> {
     use models::encoder::{Encoder, EncoderManifest, files, sha256_hex};
     let read = |name: &str| {
@@ -111,7 +113,7 @@ pub fn load_encoder(
         manifest.weights_sha256
     );
     let tokenizer = read(files::TOKENIZER)?;
-    let encoder = Encoder::from_bytes(&weights, &tokenizer, precision)
+    let encoder = Encoder::from_bytes_tuned(&weights, &tokenizer, precision, tuned)
         .with_context(|| format!("loading the encoder in {}", dir.display()))?;
     Ok((encoder, manifest))
 }
@@ -158,20 +160,26 @@ mod tests {
     fn encoder_with_other_weights_than_its_manifest_is_refused() {
         use models::encoder::{MatmulPrecision, files, sha256_hex};
         let dir = tempfile::tempdir().unwrap();
-        let missing = load_encoder(dir.path(), MatmulPrecision::Q4).err().unwrap();
+        let missing = load_encoder(dir.path(), MatmulPrecision::Q4, &[])
+            .err()
+            .unwrap();
         assert!(format!("{missing:#}").contains("pqrs encoder fetch"));
 
         std::fs::write(dir.path().join(files::WEIGHTS), b"some weights").unwrap();
         std::fs::write(dir.path().join(files::TOKENIZER), b"{}").unwrap();
         let other = serde_json::to_vec(&manifest(&sha256_hex(b"other weights"))).unwrap();
         std::fs::write(dir.path().join(files::MANIFEST), other).unwrap();
-        let err = load_encoder(dir.path(), MatmulPrecision::Q4).err().unwrap();
+        let err = load_encoder(dir.path(), MatmulPrecision::Q4, &[])
+            .err()
+            .unwrap();
         assert!(format!("{err:#}").contains("SHA-256"), "{err:#}");
 
         // With the right hash the weights themselves are checked, and these are not GGUF.
         let same = serde_json::to_vec(&manifest(&sha256_hex(b"some weights"))).unwrap();
         std::fs::write(dir.path().join(files::MANIFEST), same).unwrap();
-        let err = load_encoder(dir.path(), MatmulPrecision::Q4).err().unwrap();
+        let err = load_encoder(dir.path(), MatmulPrecision::Q4, &[])
+            .err()
+            .unwrap();
         assert!(!format!("{err:#}").contains("SHA-256"), "{err:#}");
     }
 
@@ -183,7 +191,7 @@ mod tests {
         use models::encoder::MatmulPrecision;
         let dir = PathBuf::from(std::env::var_os("PQRS_ENCODER_DIR").expect("PQRS_ENCODER_DIR"));
         for precision in [MatmulPrecision::Q4, MatmulPrecision::F32] {
-            let (encoder, manifest) = load_encoder(&dir, precision).unwrap();
+            let (encoder, manifest) = load_encoder(&dir, precision, &[]).unwrap();
             assert_eq!(encoder.dim(), manifest.config.hidden);
             let e = encoder
                 .embed(&[

@@ -57,6 +57,7 @@ fn forced_deep_heads(model: &Model, min_confidence: f32) -> DeepHeads {
             encoder_ms: 1.0,
         },
         training: serde_json::Value::Null,
+        tuned: Vec::new(),
     }
 }
 

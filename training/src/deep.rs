@@ -16,12 +16,14 @@ use linfa::prelude::*;
 use linfa_logistic::MultiLogisticRegression;
 use models::Model;
 use models::classifier::Scratch;
+use models::encoder::GgufWeights;
 use models::fusion::{CascadePolicy, DeepHead, DeepHeads, DeepScratch, fused_inputs};
 use ndarray::{Array1, Array2};
 use serde::Serialize;
 
 use crate::fit::{Silent, TrainConfig, fit};
 use crate::metrics::macro_f1;
+use crate::tune::{SoftmaxLayer, TopLayers, TuneConfig};
 use crate::{Error, Result};
 
 /// Choices of the deep tier.
@@ -199,6 +201,7 @@ pub fn fit_deep(
             encoder_ms: config.encoder_ms,
         },
         training: serde_json::Value::Null,
+        tuned: Vec::new(),
     };
     // Prior correction per head, chosen on the cascade comments for the deep head's own macro-F1.
     let mut taus = Vec::with_capacity(heads.len());
@@ -313,6 +316,202 @@ pub fn fit_deep(
         "allowed_share": allowed_share,
     });
     Ok((deep, report))
+}
+
+/// What deep training with a fine-tuned encoder reports besides [`DeepReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct TunedReport {
+    /// Mean training loss of each epoch (summed over heads).
+    pub epoch_losses: Vec<f64>,
+    /// Weight of the fast model's log-probabilities in the fused heads (0: the tuned heads alone; 1: their product
+    /// with the fast model), chosen on the held-out comments.
+    pub fast_weight: f32,
+}
+
+/// Trains the deep tier with the encoder's top `tune.layers` layers fine-tuned on the labelled history.
+///
+/// `states[i]` holds comment `i`'s hidden states after the frozen layers (`Encoder::states_through`) and
+/// `encoder` is the base image the tuned layers start from. The layers and one softmax layer per head are trained
+/// on the stacking comments; the held-out fifth, which neither they nor the fast model that scores it have seen,
+/// chooses how the fused heads weigh the fast model's answer and the cascade thresholds. The fused heads are the
+/// tuned softmax layers, optionally multiplied with the fast model's probabilities (a product of experts, which the
+/// fused-head format expresses as a weight on the fast log-probabilities).
+#[allow(clippy::too_many_arguments)]
+pub fn fit_deep_tuned(
+    set: &LabeledSet,
+    fast_config: &TrainConfig,
+    fast: &Model,
+    encoder: &GgufWeights<'_>,
+    states: &[Vec<f32>],
+    encoder_sha256: &str,
+    config: &DeepConfig,
+    tune: &TuneConfig,
+    progress: &dyn Fn(usize, usize, usize, f64),
+) -> Result<(DeepHeads, DeepReport, TunedReport)> {
+    let started = Instant::now();
+    if states.len() != set.records.len() {
+        return Err(Error::Config(format!(
+            "{} encoder states for {} comments",
+            states.len(),
+            set.records.len()
+        )));
+    }
+    let layout = Layout::of(fast, set)?;
+    let split =
+        datasets::split::stratified(set, 0, config.cascade_fraction, fast_config.seed ^ 0xdee9);
+    let (stack_ids, cascade_ids) = (split.train, split.test);
+    if cascade_ids.is_empty() || stack_ids.len() < 50 {
+        return Err(Error::Config(
+            "too few comments to train a deep tier (need a few hundred)".into(),
+        ));
+    }
+    // The held-out comments are scored by a fast model that has not seen them, as the served model scores new
+    // comments.
+    let (stack_model, _) = fit(&set.subset(&stack_ids), fast_config, None, &Silent)?;
+    let mut fast_probabilities = vec![Vec::new(); set.records.len()];
+    for &i in &cascade_ids {
+        fast_probabilities[i] = layout.probabilities(&stack_model, &set.records[i].text);
+    }
+    let targets = layout.gold(set);
+    let classes: Vec<usize> = layout.labels.iter().map(Vec::len).collect();
+    let top = TopLayers::new(encoder, tune.layers, &classes, tune.seed)?;
+    let epoch_losses = top.train(states, &targets, &stack_ids, tune, progress)?;
+    let tuned = top.export()?;
+    let dim = top.hidden();
+    let mut embeddings = vec![Vec::new(); set.records.len()];
+    for (&i, e) in cascade_ids.iter().zip(top.embed(states, &cascade_ids)?) {
+        embeddings[i] = e;
+    }
+
+    let allowed_share =
+        ((config.target_mean_ms - config.fast_ms) / config.encoder_ms).clamp(0.0, 1.0);
+    let groups = validation_groups(set, &cascade_ids).unwrap_or_else(|| vec![0; cascade_ids.len()]);
+    let mut best: Option<(f64, DeepHeads, Vec<f32>, TierComparison, f32)> = None;
+    let mut scratch = DeepScratch::default();
+    for fast_weight in [0.0f32, 1.0] {
+        let deep = tuned_heads(
+            &layout,
+            fast,
+            &tuned.heads,
+            fast_weight,
+            dim,
+            encoder_sha256,
+        );
+        let mut deep_probabilities = vec![Vec::new(); set.records.len()];
+        for &i in &cascade_ids {
+            deep.score(
+                &fast_probabilities[i],
+                &embeddings[i],
+                &mut scratch,
+                &mut deep_probabilities[i],
+            );
+        }
+        let cases = Cases::new(
+            fast,
+            &deep,
+            &cascade_ids,
+            &groups,
+            &targets,
+            &fast_probabilities,
+            &deep_probabilities,
+        );
+        let thresholds = cases.choose_policy(allowed_share);
+        let comparison = cases.compare(&thresholds);
+        let gain = comparison
+            .heads
+            .iter()
+            .map(|h| h.cascade - h.fast)
+            .sum::<f64>();
+        if best.as_ref().is_none_or(|b| gain > b.0 + 1e-9) {
+            best = Some((gain, deep, thresholds, comparison, fast_weight));
+        }
+    }
+    let (_, mut deep, thresholds, validation, fast_weight) = best.expect("two candidates");
+    deep.cascade = CascadePolicy {
+        min_fast_confidence: thresholds,
+        validation_deep_share: validation.deep_share,
+        target_mean_ms: config.target_mean_ms,
+        encoder_ms: config.encoder_ms,
+    };
+    deep.tuned = tuned.tensors;
+    deep.validate().map_err(|e| Error::Config(e.to_string()))?;
+    let report = DeepReport {
+        n_stack: stack_ids.len(),
+        n_cascade: cascade_ids.len(),
+        n_policy: cascade_ids.len(),
+        holdout: validation.clone(),
+        validation,
+        allowed_share,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let tuned_report = TunedReport {
+        epoch_losses,
+        fast_weight,
+    };
+    deep.training = serde_json::json!({
+        "config": config,
+        "tune": tune,
+        "tuned": tuned_report,
+        "n_tuned_on": report.n_stack,
+        "n_policy": report.n_policy,
+        "validation": report.validation,
+        "allowed_share": allowed_share,
+    });
+    Ok((deep, report, tuned_report))
+}
+
+/// Fused heads made of the tuned softmax layers (on the embedding scaled by [`crate::tune::input_scale`]) plus
+/// `fast_weight` times each head's own fast log-probabilities. The cascade policy is left empty.
+fn tuned_heads(
+    layout: &Layout,
+    fast: &Model,
+    tuned: &[SoftmaxLayer],
+    fast_weight: f32,
+    dim: usize,
+    encoder_sha256: &str,
+) -> DeepHeads {
+    let n_inputs = layout.classes + dim;
+    let mut input_scale = vec![1.0f32; layout.classes];
+    input_scale.resize(n_inputs, crate::tune::input_scale(dim));
+    let mut offset = 0;
+    let heads = layout
+        .names
+        .iter()
+        .zip(&layout.labels)
+        .zip(tuned)
+        .map(|((name, labels), layer)| {
+            let mut weights = vec![0.0f32; labels.len() * n_inputs];
+            for c in 0..labels.len() {
+                let row = &mut weights[c * n_inputs..(c + 1) * n_inputs];
+                row[offset + c] = fast_weight;
+                row[layout.classes..].copy_from_slice(&layer.weights[c * dim..(c + 1) * dim]);
+            }
+            offset += labels.len();
+            DeepHead {
+                name: name.clone(),
+                labels: labels.clone(),
+                weights,
+                bias: layer.bias.clone(),
+            }
+        })
+        .collect();
+    DeepHeads {
+        encoder_sha256: encoder_sha256.to_string(),
+        embedding_dim: dim,
+        fast_model_id: fast.info.id.clone(),
+        fast_classes: layout.classes,
+        input_mean: vec![0.0; n_inputs],
+        input_scale,
+        heads,
+        cascade: CascadePolicy {
+            min_fast_confidence: vec![0.0; layout.names.len()],
+            validation_deep_share: 0.0,
+            target_mean_ms: 0.0,
+            encoder_ms: 0.0,
+        },
+        training: serde_json::Value::Null,
+        tuned: Vec::new(),
+    }
 }
 
 /// Fast, deep and cascade macro-F1 of `deep` stacked on `fast`, on a labeled test set with one embedding per

@@ -16,6 +16,7 @@ pub mod lowrank;
 pub mod metrics;
 pub mod report;
 pub mod sgd;
+pub mod tune;
 
 pub use default_model::{default_config, train_default};
 pub use evaluate::{Evaluation, evaluate};

