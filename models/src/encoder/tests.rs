@@ -498,7 +498,7 @@ fn tuned_tensors_must_name_existing_tensors_with_their_shapes() {
         &converted.weights,
         json,
         MatmulPrecision::Q4,
-        &[good.clone()],
+        std::slice::from_ref(&good),
     )
     .unwrap();
     let (a, b) = (
