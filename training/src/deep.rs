@@ -334,9 +334,9 @@ pub struct TunedReport {
 /// `encoder` is the base image the tuned layers start from. The layers and one softmax layer per head are trained
 /// on the stacking comments; the held-out fifth (the latest comments when all are dated, see [`latest_held_out`]),
 /// which neither they nor the fast model that scores it have seen, chooses how the fused heads weigh the fast
-/// model's answer and the cascade thresholds. The fused heads are the
-/// tuned softmax layers, optionally multiplied with the fast model's probabilities (a product of experts, which the
-/// fused-head format expresses as a weight on the fast log-probabilities).
+/// model's answer and the cascade thresholds. The fused heads are the tuned softmax layers, optionally multiplied
+/// with the fast model's probabilities (a product of experts, which the fused-head format expresses as a weight on
+/// the fast log-probabilities).
 #[allow(clippy::too_many_arguments)]
 pub fn fit_deep_tuned(
     set: &LabeledSet,

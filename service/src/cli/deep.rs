@@ -1,5 +1,6 @@
 //! The deep tier on the command line: `pqrs train --deep` (fine-tuned encoder layers, fused heads and cascade
-//! policy written next to the model as `MODEL.deep`) and the fast / deep / cascade comparison of `pqrs eval`, with per-comment latencies.
+//! policy written next to the model as `MODEL.deep`) and the fast / deep / cascade comparison of `pqrs eval`, with
+//! per-comment latencies.
 //!
 //! Embeddings are the slow part (tens of milliseconds a comment), so they are cached on disk by encoder and text:
 //! training and evaluating the same history embed each comment once.
@@ -13,7 +14,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::Model;
 use models::classifier::Scratch;
-use models::encoder::{Encoder, GgufWeights, MatmulPrecision, TunedTensor, files, tuned_digest};
+use models::encoder::{
+    Encoder, GgufWeights, MatmulPrecision, TunedTensor, files, sha256_hex, tuned_digest,
+};
 use models::fusion::{DeepHeads, DeepScratch};
 use sha2::{Digest, Sha256};
 
@@ -331,10 +334,19 @@ pub fn train_deep(
 
     let frozen = encoder.config().layers.saturating_sub(tune.layers);
     let states = states_all(&encoder, &texts, frozen)?;
+    eprintln!(
+        "hidden states after layer {frozen} of {} comments computed",
+        texts.len()
+    );
     drop(encoder);
     let weights_path = choice.dir().join(files::WEIGHTS);
     let weights = std::fs::read(&weights_path)
         .with_context(|| format!("reading {}", weights_path.display()))?;
+    anyhow::ensure!(
+        sha256_hex(&weights) == sha,
+        "{} changed while training (SHA-256 is no longer {sha})",
+        weights_path.display()
+    );
     let gguf = GgufWeights::from_bytes(&weights)?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}").expect("valid template"),
@@ -347,6 +359,17 @@ pub fn train_deep(
             epoch + 1,
             tune.epochs
         ));
+        // The bar is hidden when stderr is not a terminal (a log file): each epoch's end is printed as well.
+        if step == steps {
+            bar.suspend(|| {
+                eprintln!(
+                    "fine-tuning: epoch {}/{} done, mean loss {loss:.3} ({:.0} s)",
+                    epoch + 1,
+                    tune.epochs,
+                    bar.elapsed().as_secs_f64()
+                );
+            });
+        }
     };
     let (deep, report, tuned) = training::deep::fit_deep_tuned(
         set,
