@@ -321,8 +321,12 @@ pub fn fit_deep(
 /// What deep training with a fine-tuned encoder reports besides [`DeepReport`].
 #[derive(Debug, Clone, Serialize)]
 pub struct TunedReport {
-    /// Mean training loss of each epoch (summed over heads).
+    /// Mean training loss of each epoch (summed over heads), tuning on the comments not held out.
     pub epoch_losses: Vec<f64>,
+    /// The same for the refit on every comment (empty without [`TuneConfig::refit`]).
+    pub refit_epoch_losses: Vec<f64>,
+    /// Comments the shipped layers were tuned on.
+    pub n_tuned_on: usize,
     /// Weight of the fast model's log-probabilities in the fused heads (0: the tuned heads alone; 1: their product
     /// with the fast model), chosen on the held-out comments.
     pub fast_weight: f32,
@@ -336,7 +340,9 @@ pub struct TunedReport {
 /// which neither they nor the fast model that scores it have seen, chooses how the fused heads weigh the fast
 /// model's answer and the cascade thresholds. The fused heads are the tuned softmax layers, optionally multiplied
 /// with the fast model's probabilities (a product of experts, which the fused-head format expresses as a weight on
-/// the fast log-probabilities).
+/// the fast log-probabilities). With `tune.refit` the shipped layers and heads are then tuned again on every
+/// comment and keep that policy; the validation figures reported are those of the layers tuned without the
+/// held-out comments.
 #[allow(clippy::too_many_arguments)]
 pub fn fit_deep_tuned(
     set: &LabeledSet,
@@ -435,13 +441,37 @@ pub fn fit_deep_tuned(
         }
     }
     let (_, mut deep, thresholds, validation, fast_weight) = best.expect("two candidates");
+    let mut shipped = tuned.tensors;
+    let mut refit_epoch_losses = Vec::new();
+    let mut n_tuned_on = stack_ids.len();
+    if tune.refit {
+        // The same training from the converted weights, now on every comment: the policy chosen above keeps
+        // its thresholds, which read the fast model's confidence and so do not depend on the deep heads.
+        let all: Vec<usize> = (0..set.records.len()).collect();
+        let top = TopLayers::new(encoder, tune.layers, &classes, tune.seed)?;
+        refit_epoch_losses =
+            top.train(states, &targets, &all, tune, &|epoch, step, steps, loss| {
+                progress(tune.epochs + epoch, step, steps, loss)
+            })?;
+        let refit = top.export()?;
+        deep = tuned_heads(
+            &layout,
+            fast,
+            &refit.heads,
+            fast_weight,
+            dim,
+            encoder_sha256,
+        );
+        shipped = refit.tensors;
+        n_tuned_on = all.len();
+    }
     deep.cascade = CascadePolicy {
         min_fast_confidence: thresholds,
         validation_deep_share: validation.deep_share,
         target_mean_ms: config.target_mean_ms,
         encoder_ms: config.encoder_ms,
     };
-    deep.tuned = tuned.tensors;
+    deep.tuned = shipped;
     deep.validate().map_err(|e| Error::Config(e.to_string()))?;
     let report = DeepReport {
         n_stack: stack_ids.len(),
@@ -454,13 +484,15 @@ pub fn fit_deep_tuned(
     };
     let tuned_report = TunedReport {
         epoch_losses,
+        refit_epoch_losses,
+        n_tuned_on,
         fast_weight,
     };
     deep.training = serde_json::json!({
         "config": config,
         "tune": tune,
         "tuned": tuned_report,
-        "n_tuned_on": report.n_stack,
+        "n_tuned_on": n_tuned_on,
         "n_policy": report.n_policy,
         "validation": report.validation,
         "allowed_share": allowed_share,

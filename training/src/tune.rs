@@ -36,6 +36,10 @@ pub struct TuneConfig {
     pub batch_tokens: usize,
     /// Seed of the batch order and the heads' initial weights.
     pub seed: u64,
+    /// Once the held-out comments have chosen the cascade policy, tune the layers again from the converted
+    /// weights on every comment, held-out ones included, and ship those (the policy is kept). Doubles the cost;
+    /// the held-out comments are the latest, the closest to the comments the model will serve.
+    pub refit: bool,
 }
 
 impl Default for TuneConfig {
@@ -48,6 +52,7 @@ impl Default for TuneConfig {
             batch: 32,
             batch_tokens: 4096,
             seed: 7,
+            refit: true,
         }
     }
 }

@@ -152,6 +152,9 @@ fn tuned_deep_tier_ships_layers_the_encoder_loads_and_keeps_to_its_budget() {
     .unwrap();
     assert!(steps.get() > 0, "progress is reported");
     assert_eq!(tuned.epoch_losses.len(), 1);
+    // The shipped layers were tuned again on every comment, held-out ones included.
+    assert_eq!(tuned.refit_epoch_losses.len(), 1);
+    assert_eq!(tuned.n_tuned_on, set.records.len());
     assert!(tuned.fast_weight == 0.0 || tuned.fast_weight == 1.0);
     assert_eq!(deep.tuned.len(), 16, "one layer's tensors");
     assert!(

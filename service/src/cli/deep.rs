@@ -353,12 +353,20 @@ pub fn train_deep(
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}").expect("valid template"),
     );
+    // Epochs past `tune.epochs` belong to the refit on every comment.
+    let rounds = 1 + usize::from(tune.refit);
     let progress = |epoch: usize, step: usize, steps: usize, loss: f64| {
-        bar.set_length((steps * tune.epochs) as u64);
+        let (round, epoch_in_round) = (epoch / tune.epochs, epoch % tune.epochs);
+        let stage = if round == 0 {
+            "tuning for the policy"
+        } else {
+            "refit on every comment"
+        };
+        bar.set_length((steps * tune.epochs * rounds) as u64);
         bar.set_position((epoch * steps + step) as u64);
         bar.set_message(format!(
-            "epoch {}/{}, step {step}/{steps}, loss {loss:.3}",
-            epoch + 1,
+            "{stage}: epoch {}/{}, step {step}/{steps}, loss {loss:.3}",
+            epoch_in_round + 1,
             tune.epochs
         ));
         // The bar is hidden when stderr is not a terminal (a log file): each epoch's end is printed as well.
@@ -367,8 +375,8 @@ pub fn train_deep(
             let seconds = bar.elapsed().as_secs_f64();
             bar.suspend(|| {
                 eprintln!(
-                    "fine-tuning: epoch {}/{} done, mean loss {loss:.3} ({seconds:.0} s)",
-                    epoch + 1,
+                    "fine-tuning ({stage}): epoch {}/{} done, mean loss {loss:.3} ({seconds:.0} s)",
+                    epoch_in_round + 1,
                     tune.epochs,
                 );
             });
@@ -387,17 +395,28 @@ pub fn train_deep(
     )?;
     bar.finish_and_clear();
     super::write_atomically(&path, &deep.to_bytes())?;
-    println!(
-        "deep tier: top {} encoder layers fine-tuned on {} comments ({} epochs, losses {}), fused heads {}; cascade chosen on {} held-out comments (at most {:.1} % deep for {target_mean_ms} ms mean at {encoder_ms:.1} ms per deep comment; {:.1} % went deep), {:.0} s",
-        tune.layers,
-        report.n_stack,
-        tune.epochs,
-        tuned
-            .epoch_losses
+    let losses = |losses: &[f64]| {
+        losses
             .iter()
             .map(|l| format!("{l:.3}"))
             .collect::<Vec<_>>()
-            .join(" → "),
+            .join(" → ")
+    };
+    let refit = if tune.refit {
+        format!(
+            ", then again on all {} ({})",
+            tuned.n_tuned_on,
+            losses(&tuned.refit_epoch_losses)
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "deep tier: top {} encoder layers fine-tuned on {} comments ({} epochs, losses {}){refit}, fused heads {}; cascade chosen on {} held-out comments (at most {:.1} % deep for {target_mean_ms} ms mean at {encoder_ms:.1} ms per deep comment; {:.1} % went deep), {:.0} s",
+        tune.layers,
+        report.n_stack,
+        tune.epochs,
+        losses(&tuned.epoch_losses),
         if tuned.fast_weight > 0.0 {
             "times the fast model"
         } else {
@@ -408,6 +427,9 @@ pub fn train_deep(
         100.0 * report.validation.deep_share,
         report.seconds
     );
+    if tune.refit {
+        println!("on the held-out comments, with the layers tuned without them:");
+    }
     print_tiers(&report.validation, None);
     println!("deep tier written to {}", path.display());
     Ok(())

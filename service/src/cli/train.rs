@@ -98,6 +98,10 @@ pub struct TrainArgs {
     /// With --deep-tune-layers above 0: passes over the training comments.
     #[arg(long, default_value_t = 3, value_name = "N")]
     deep_tune_epochs: usize,
+    /// With --deep-tune-layers above 0: ship the layers tuned without the held-out comments instead of tuning
+    /// them again on every comment once the cascade policy is chosen (half the time, a weaker deep tier).
+    #[arg(long)]
+    deep_no_refit: bool,
     #[command(flatten)]
     encoder: super::deep::EncoderChoice,
     /// Taxonomy to record in the model (default: the shipped one when the heads are type/theme/area).
@@ -347,6 +351,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             (args.deep_tune_layers > 0).then(|| training::tune::TuneConfig {
                 layers: args.deep_tune_layers,
                 epochs: args.deep_tune_epochs,
+                refit: !args.deep_no_refit,
                 seed: config.seed,
                 ..training::tune::TuneConfig::default()
             }),
