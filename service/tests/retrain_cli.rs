@@ -2,62 +2,18 @@
 //! a serving model trained on the older part of a dated history, corrections in the exported feedback formats,
 //! promotion with its lineage recorded, refusal of a worse candidate, `--force`, and an audit's files.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cli;
 
+use std::path::{Path, PathBuf};
+
+use cli::{corpus_rows, pqrs, text, write_jsonl};
 use serde_json::{Value, json};
 
-const PQRS: &str = env!("CARGO_BIN_EXE_pqrs");
-
-fn pqrs(dir: &Path, args: &[&str]) -> Output {
-    Command::new(PQRS)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("PQRS_MODEL")
-        .env_remove("PQRS_FEEDBACK")
-        .env("PQRS_CACHE_DIR", dir.join("cache"))
-        .output()
-        .expect("pqrs runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// 500 corpus comments spread over the file and shuffled (the file is grouped by area), one a day from
-/// 2024-01-01, heads type and area; and 40 other corpus comments that are not in it.
+/// 500 corpus comments for the history, and 40 others that are not in it.
 fn corpus_history() -> (Vec<Value>, Vec<Value>) {
-    let all = datasets::corpus::all().expect("the shipped corpus reads");
-    let (ty, area) = (
-        all.head_index("type").unwrap(),
-        all.head_index("area").unwrap(),
-    );
-    let stride = all.records.len() / 540;
-    let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
-    let rows: Vec<Value> = (0..540)
-        .map(|i| {
-            // 37 is coprime with 540, so this visits every sampled comment once, in a mixed order.
-            let r = &all.records[(i * 37 % 540) * stride];
-            json!({
-                "id": format!("h{i}"),
-                "fecha": (start + chrono::Days::new(i as u64)).to_string(),
-                "text": r.text,
-                "type": r.labels[ty],
-                "area": r.labels[area],
-            })
-        })
-        .collect();
+    let rows = corpus_rows(540);
     let (history, others) = rows.split_at(500);
     (history.to_vec(), others.to_vec())
-}
-
-fn write_jsonl(path: &Path, rows: &[Value]) {
-    let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
-    std::fs::write(path, body).unwrap();
 }
 
 /// The CSV `pqrs feedback export` writes: id, received_at, channel, text, then one column per head.

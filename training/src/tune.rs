@@ -38,8 +38,13 @@ pub struct TuneConfig {
     pub seed: u64,
     /// Once the held-out comments have chosen the cascade policy, tune the layers again from the converted
     /// weights on every comment, held-out ones included, and ship those (the policy is kept). Doubles the cost;
-    /// the held-out comments are the latest, the closest to the comments the model will serve.
+    /// the held-out comments are the latest, the closest to the comments the model will serve. Off by default:
+    /// on the buzón history it did not gain (benches/RESULTS.md).
     pub refit: bool,
+    /// Each comment's loss on a head is weighted by `(count of the commonest label / count of its label)` to this
+    /// power (0: unweighted), so that rare labels, which weigh as much as common ones in macro-F1, are not
+    /// drowned out.
+    pub class_weight_power: f64,
 }
 
 impl Default for TuneConfig {
@@ -52,7 +57,8 @@ impl Default for TuneConfig {
             batch: 32,
             batch_tokens: 4096,
             seed: 7,
-            refit: true,
+            refit: false,
+            class_weight_power: 0.0,
         }
     }
 }
@@ -401,6 +407,7 @@ impl TopLayers {
         let total = batches.len() * config.epochs;
         let warm_up = (total / 20).max(1);
         let scale = Tensor::new(1.0 / input_scale(self.config.hidden), &Device::Cpu)?;
+        let label_weights = label_weights(gold, ids, config.class_weight_power);
         let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
         let mut step = 0;
         let mut epoch_losses = Vec::new();
@@ -425,9 +432,10 @@ impl TopLayers {
                         .iter()
                         .map(|&i| gold[h][i].unwrap_or(0) as u32)
                         .collect();
-                    let present: Vec<f32> = batch
+                    // A comment without a label on this head weighs 0.
+                    let weight: Vec<f32> = batch
                         .iter()
-                        .map(|&i| f32::from(u8::from(gold[h][i].is_some())))
+                        .map(|&i| gold[h][i].map_or(0.0, |g| label_weights[h][g]))
                         .collect();
                     let picked = candle_nn::ops::log_softmax(&logits, D::Minus1)?
                         .gather(
@@ -435,7 +443,7 @@ impl TopLayers {
                             1,
                         )?
                         .squeeze(1)?;
-                    let head_loss = (picked * Tensor::new(present.as_slice(), &Device::Cpu)?)?
+                    let head_loss = (picked * Tensor::new(weight.as_slice(), &Device::Cpu)?)?
                         .sum_all()?
                         .affine(-1.0 / batch.len() as f64, 0.0)?;
                     loss = (loss + head_loss)?;
@@ -482,6 +490,46 @@ impl TopLayers {
 
 fn encoder_error(e: EncoderError) -> Error {
     Error::Config(format!("encoder: {e}"))
+}
+
+/// Per head and label, the loss weight of [`TuneConfig::class_weight_power`], from the label counts among `ids`,
+/// scaled so that the comments `ids` weigh one on average (the learning rates keep their meaning). A label absent
+/// from `ids` gets weight 0: no comment carries it.
+fn label_weights(gold: &[Vec<Option<usize>>], ids: &[usize], power: f64) -> Vec<Vec<f32>> {
+    gold.iter()
+        .map(|head| {
+            let labels = ids
+                .iter()
+                .filter_map(|&i| head[i])
+                .max()
+                .map_or(0, |m| m + 1);
+            let mut counts = vec![0usize; labels];
+            for g in ids.iter().filter_map(|&i| head[i]) {
+                counts[g] += 1;
+            }
+            let commonest = counts.iter().copied().max().unwrap_or(0) as f64;
+            let raw: Vec<f64> = counts
+                .iter()
+                .map(|&c| {
+                    if c == 0 {
+                        0.0
+                    } else {
+                        (commonest / c as f64).powf(power)
+                    }
+                })
+                .collect();
+            let labelled: usize = counts.iter().sum();
+            let mean = counts
+                .iter()
+                .zip(&raw)
+                .map(|(&c, w)| c as f64 * w)
+                .sum::<f64>()
+                / labelled.max(1) as f64;
+            raw.iter()
+                .map(|w| (w / mean.max(f64::MIN_POSITIVE)) as f32)
+                .collect()
+        })
+        .collect()
 }
 
 impl From<candle_core::Error> for Error {
@@ -643,6 +691,33 @@ mod tests {
         let weights = GgufWeights::from_bytes(&converted.weights).unwrap();
         assert!(TopLayers::new(&weights, 3, &[2], 1).is_err());
         assert!(TopLayers::new(&weights, 0, &[2], 1).is_err());
+    }
+
+    #[test]
+    fn rare_labels_weigh_more_and_the_comments_weigh_one_on_average() {
+        // Label 0 on 6 comments, label 1 on 2, label 2 nowhere; one comment unlabelled; comment 8 not trained on.
+        let head = vec![
+            Some(0),
+            Some(0),
+            Some(1),
+            Some(0),
+            None,
+            Some(0),
+            Some(1),
+            Some(0),
+            Some(0),
+            Some(2),
+        ];
+        let ids: Vec<usize> = (0..9).collect();
+        let unweighted = label_weights(std::slice::from_ref(&head), &ids, 0.0);
+        assert_eq!(unweighted, vec![vec![1.0, 1.0]]);
+
+        let weights = label_weights(&[head], &ids, 1.0);
+        let w = &weights[0];
+        assert_eq!(w.len(), 2, "label 2 is only on a comment not trained on");
+        assert!((w[1] / w[0] - 3.0).abs() < 1e-6, "{w:?}");
+        let mean = (6.0 * w[0] + 2.0 * w[1]) / 8.0;
+        assert!((mean - 1.0).abs() < 1e-6, "{w:?}");
     }
 
     fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>]) {

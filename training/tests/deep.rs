@@ -135,6 +135,7 @@ fn tuned_deep_tier_ships_layers_the_encoder_loads_and_keeps_to_its_budget() {
     let tune = TuneConfig {
         layers: 1,
         epochs: 1,
+        refit: true,
         ..TuneConfig::default()
     };
     let steps = std::cell::Cell::new(0);

@@ -98,10 +98,14 @@ pub struct TrainArgs {
     /// With --deep-tune-layers above 0: passes over the training comments.
     #[arg(long, default_value_t = 3, value_name = "N")]
     deep_tune_epochs: usize,
-    /// With --deep-tune-layers above 0: ship the layers tuned without the held-out comments instead of tuning
-    /// them again on every comment once the cascade policy is chosen (half the time, a weaker deep tier).
+    /// With --deep-tune-layers above 0: once the held-out comments have chosen the cascade policy, tune the
+    /// layers again on every comment and ship those (twice the time; it did not gain on the buzón history).
     #[arg(long)]
-    deep_no_refit: bool,
+    deep_refit: bool,
+    /// With --deep-tune-layers above 0: weigh each comment's loss by (commonest label's count / its label's
+    /// count) to this power, for macro-F1 (0: unweighted).
+    #[arg(long, default_value_t = 0.0, value_name = "POWER")]
+    deep_class_weight: f64,
     #[command(flatten)]
     encoder: super::deep::EncoderChoice,
     /// Taxonomy to record in the model (default: the shipped one when the heads are type/theme/area).
@@ -351,7 +355,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             (args.deep_tune_layers > 0).then(|| training::tune::TuneConfig {
                 layers: args.deep_tune_layers,
                 epochs: args.deep_tune_epochs,
-                refit: !args.deep_no_refit,
+                refit: args.deep_refit,
+                class_weight_power: args.deep_class_weight,
                 seed: config.seed,
                 ..training::tune::TuneConfig::default()
             }),
