@@ -75,7 +75,12 @@ pub struct TierScores {
     pub deep: f64,
     /// The cascade: fused heads only where the policy sends the comment.
     pub cascade: f64,
+    /// 90 % paired bootstrap interval of `cascade - fast` over these comments.
+    pub cascade_gain_interval: [f64; 2],
 }
+
+/// Resamples behind [`TierScores::cascade_gain_interval`].
+const BOOTSTRAP_ROUNDS: usize = 1000;
 
 /// Fast, deep and cascade side by side.
 #[derive(Debug, Clone, Serialize)]
@@ -980,26 +985,8 @@ impl<'a> Cases<'a> {
         let mut deep_count = 0;
         let (mut mixed, mut chosen) = (Vec::new(), Vec::new());
         for row in &self.rows {
-            let decided = match thresholds {
-                None => {
-                    deep_count += 1;
-                    self.fast.linear.decode(&row.deep, &mut chosen);
-                    &chosen
-                }
-                Some(t) if row.confidence.iter().zip(t).any(|(c, t)| c < t) => {
-                    deep_count += 1;
-                    self.deep.cascade_probabilities_at(
-                        t,
-                        &row.fast,
-                        &row.fast_chosen,
-                        &row.deep,
-                        &mut mixed,
-                    );
-                    self.fast.linear.decode(&mixed, &mut chosen);
-                    &chosen
-                }
-                Some(_) => &row.fast_chosen,
-            };
+            let (decided, went_deep) = self.decide(row, thresholds, &mut mixed, &mut chosen);
+            deep_count += usize::from(went_deep);
             for h in 0..heads {
                 let Some(g) = row.gold[h] else { continue };
                 gold[row.group][h].push(g as u32);
@@ -1028,6 +1015,82 @@ impl<'a> Cases<'a> {
             group_f1,
             deep_share: deep_count as f64 / self.rows.len().max(1) as f64,
         }
+    }
+
+    /// The labels `row` ends with per head under `thresholds` (`None`: the deep tier alone), and whether it went
+    /// deep.
+    fn decide<'r>(
+        &self,
+        row: &'r Case,
+        thresholds: Option<&[f32]>,
+        mixed: &mut Vec<f32>,
+        chosen: &'r mut Vec<usize>,
+    ) -> (&'r [usize], bool) {
+        match thresholds {
+            None => {
+                self.fast.linear.decode(&row.deep, chosen);
+                (chosen, true)
+            }
+            Some(t) if row.confidence.iter().zip(t).any(|(c, t)| c < t) => {
+                self.deep.cascade_probabilities_at(
+                    t,
+                    &row.fast,
+                    &row.fast_chosen,
+                    &row.deep,
+                    mixed,
+                );
+                self.fast.linear.decode(mixed, chosen);
+                (chosen, true)
+            }
+            Some(_) => (&row.fast_chosen, false),
+        }
+    }
+
+    /// Per head, a 90 % paired bootstrap interval of the cascade's macro-F1 gain over the fast model under
+    /// `thresholds`: the comments are resampled with replacement [`BOOTSTRAP_ROUNDS`] times (fixed seed) and
+    /// both tiers scored on each resample. It says how much of a measured gain the sample itself could make.
+    fn gain_intervals(&self, thresholds: &[f32]) -> Vec<[f64; 2]> {
+        use rand::{Rng, SeedableRng};
+        let heads = self.labels.len();
+        let (mut mixed, mut chosen) = (Vec::new(), Vec::new());
+        let cascade: Vec<Vec<usize>> = self
+            .rows
+            .iter()
+            .map(|row| {
+                self.decide(row, Some(thresholds), &mut mixed, &mut chosen)
+                    .0
+                    .to_vec()
+            })
+            .collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0xb007);
+        let mut gains = vec![Vec::with_capacity(BOOTSTRAP_ROUNDS); heads];
+        let n = self.rows.len();
+        let (mut gold, mut fast, mut deep) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..BOOTSTRAP_ROUNDS {
+            let sample: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+            for (h, head_gains) in gains.iter_mut().enumerate() {
+                (gold.clear(), fast.clear(), deep.clear());
+                for &r in &sample {
+                    let Some(g) = self.rows[r].gold[h] else {
+                        continue;
+                    };
+                    gold.push(g as u32);
+                    fast.push(self.rows[r].fast_chosen[h] as u32);
+                    deep.push(cascade[r][h] as u32);
+                }
+                head_gains.push(
+                    macro_f1(&gold, &deep, self.labels[h]) - macro_f1(&gold, &fast, self.labels[h]),
+                );
+            }
+        }
+        gains
+            .into_iter()
+            .map(|mut g| {
+                g.sort_by(f64::total_cmp);
+                let at = |q: f64| g[((g.len() - 1) as f64 * q).round() as usize];
+                [at(0.05), at(0.95)]
+            })
+            .collect()
     }
 
     /// Per-head confidence thresholds, from a grid of each head's confidence quantiles (eight steps up to the
@@ -1116,6 +1179,7 @@ impl<'a> Cases<'a> {
             deep_share: share,
             ..
         } = self.score(Some(thresholds));
+        let intervals = self.gain_intervals(thresholds);
         TierComparison {
             comments: self.rows.len(),
             heads: self
@@ -1127,6 +1191,7 @@ impl<'a> Cases<'a> {
                     fast: fast[h],
                     deep: all_deep[h],
                     cascade: cascade[h],
+                    cascade_gain_interval: intervals[h],
                 })
                 .collect(),
             deep_share: share,

@@ -191,4 +191,15 @@ fn tuned_deep_tier_ships_layers_the_encoder_loads_and_keeps_to_its_budget() {
     assert_ne!(embeddings[0], base, "the tuned layers change the embedding");
     let comparison = compare_tiers(&fast, &deep, &test, &embeddings).unwrap();
     assert_eq!(comparison.comments, test.records.len());
+    for head in &comparison.heads {
+        let [low, high] = head.cascade_gain_interval;
+        assert!(low <= high, "{head:?}");
+        if head.cascade == head.fast && comparison.deep_share == 0.0 {
+            assert_eq!(
+                [low, high],
+                [0.0, 0.0],
+                "nothing changed, nothing to resample"
+            );
+        }
+    }
 }

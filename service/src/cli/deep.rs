@@ -593,18 +593,20 @@ fn cascade_latency(
 
 fn print_tiers(comparison: &training::deep::TierComparison, latency: Option<&CascadeLatency>) {
     println!(
-        "{:<12} {:>9} {:>9} {:>9}   macro-F1 on {} comments, {:.1} % sent deep by the cascade",
+        "{:<12} {:>9} {:>9} {:>9}   {:>17}   macro-F1 on {} comments, {:.1} % sent deep by the cascade",
         "head",
         "fast",
         "deep",
         "cascade",
+        "gain, 90 % CI",
         comparison.comments,
         100.0 * comparison.deep_share
     );
     for h in &comparison.heads {
+        let [low, high] = h.cascade_gain_interval;
         println!(
-            "{:<12} {:>9.4} {:>9.4} {:>9.4}",
-            h.head, h.fast, h.deep, h.cascade
+            "{:<12} {:>9.4} {:>9.4} {:>9.4}   {:>+7.4} … {:>+7.4}",
+            h.head, h.fast, h.deep, h.cascade, low, high
         );
     }
     if let Some(l) = latency {
