@@ -1069,7 +1069,9 @@ impl<'a> Cases<'a> {
         for _ in 0..BOOTSTRAP_ROUNDS {
             let sample: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
             for (h, head_gains) in gains.iter_mut().enumerate() {
-                (gold.clear(), fast.clear(), deep.clear());
+                gold.clear();
+                fast.clear();
+                deep.clear();
                 for &r in &sample {
                     let Some(g) = self.rows[r].gold[h] else {
                         continue;

@@ -387,6 +387,12 @@ impl TopLayers {
         config: &TuneConfig,
         progress: &dyn Fn(usize, usize, usize, f64),
     ) -> Result<Vec<f64>> {
+        if !(config.class_weight_power.is_finite() && config.class_weight_power >= 0.0) {
+            return Err(Error::Config(format!(
+                "the class weight power must be 0 or more, not {}",
+                config.class_weight_power
+            )));
+        }
         let layer_vars: Vec<Var> = self.layers.iter().flat_map(TrainLayer::vars).collect();
         let head_vars: Vec<Var> = self
             .head_weights
@@ -691,6 +697,21 @@ mod tests {
         let weights = GgufWeights::from_bytes(&converted.weights).unwrap();
         assert!(TopLayers::new(&weights, 3, &[2], 1).is_err());
         assert!(TopLayers::new(&weights, 0, &[2], 1).is_err());
+    }
+
+    #[test]
+    fn a_negative_class_weight_power_is_refused() {
+        let (converted, _) = tiny(7);
+        let weights = GgufWeights::from_bytes(&converted.weights).unwrap();
+        let top = TopLayers::new(&weights, 1, &[2], 1).unwrap();
+        let config = TuneConfig {
+            class_weight_power: -1.0,
+            ..quick()
+        };
+        let error = top
+            .train(&[], &[vec![]], &[], &config, &|_, _, _, _| {})
+            .unwrap_err();
+        assert!(error.to_string().contains("class weight"), "{error}");
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub fn text(output: &Output) -> String {
 /// `n` corpus comments spread over the file and shuffled (the file is grouped by area), ids `h0`…, one a day from
 /// 2024-01-01, heads type and area. `n` must be coprime with 37.
 pub fn corpus_rows(n: usize) -> Vec<Value> {
-    assert!(n % 37 != 0, "37 must be coprime with {n}");
+    assert!(!n.is_multiple_of(37), "37 must be coprime with {n}");
     let all = datasets::corpus::all().expect("the shipped corpus reads");
     let (ty, area) = (
         all.head_index("type").unwrap(),
