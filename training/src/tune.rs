@@ -504,13 +504,11 @@ fn encoder_error(e: EncoderError) -> Error {
 fn label_weights(gold: &[Vec<Option<usize>>], ids: &[usize], power: f64) -> Vec<Vec<f32>> {
     gold.iter()
         .map(|head| {
-            let labels = ids
-                .iter()
-                .filter_map(|&i| head[i])
-                .max()
-                .map_or(0, |m| m + 1);
-            let mut counts = vec![0usize; labels];
+            let mut counts = Vec::new();
             for g in ids.iter().filter_map(|&i| head[i]) {
+                if g >= counts.len() {
+                    counts.resize(g + 1, 0usize);
+                }
                 counts[g] += 1;
             }
             let commonest = counts.iter().copied().max().unwrap_or(0) as f64;
@@ -716,7 +714,7 @@ mod tests {
 
     #[test]
     fn rare_labels_weigh_more_and_the_comments_weigh_one_on_average() {
-        // Label 0 on 6 comments, label 1 on 2, label 2 nowhere; one comment unlabelled; comment 8 not trained on.
+        // Label 0 on 6 comments, label 1 on 2, label 2 nowhere; one comment unlabelled; comment 9 not trained on.
         let head = vec![
             Some(0),
             Some(0),
