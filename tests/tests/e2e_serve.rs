@@ -198,19 +198,23 @@ fn serve_classifies_reloads_under_load_and_drains_on_sigterm() {
     assert_eq!(before["result"]["id"], "before");
 
     let mut half = server.connect();
-    // A full request first, so that the server has surely accepted this connection before the signal.
-    assert_eq!(half.get("/healthz").unwrap().status, 200);
     let body = json!({"text": QUEJA, "id": "half"}).to_string();
     let length = body.len().to_string();
+    // `Expect: 100-continue` makes the server say when it starts reading the body. Without that answer the
+    // signal could arrive while the head still sits unread in the socket: the connection is then idle to the
+    // server, which may close it, as HTTP/1.1 allows for idle connections.
     half.send_head(
         "POST",
         "/v1/classify",
         &[
             ("Content-Type", "application/json"),
             ("Content-Length", &length),
+            ("Expect", "100-continue"),
         ],
     )
     .unwrap();
+    let (status, _) = half.read_head().unwrap();
+    assert_eq!(status, 100, "the server did not ask for the body");
     half.send_bytes(&body.as_bytes()[..10]).unwrap();
 
     server.signal("TERM");
