@@ -1,7 +1,7 @@
 //! `pqrs train --deep` and `pqrs eval --deep` end to end through the real binary, on the tiny random-weight encoder
-//! written as an encoder directory (nothing downloaded): the fine-tuning loop, its progress lines, the refit, the
-//! deep file and its loading by eval. Meaning is not checked here (the encoder is random), only that every step
-//! runs to its end and writes what the next one reads.
+//! written as an encoder directory (nothing downloaded): the fine-tuning loop with both loss weightings, its
+//! progress lines, the refit, the deep file and its loading by eval. Meaning is not checked here (the encoder is
+//! random), only that every step runs to its end and writes what the next one reads.
 
 mod cli;
 
@@ -59,6 +59,8 @@ fn train_deep_fine_tunes_refits_and_eval_reads_the_deep_file() {
         "--deep-refit",
         "--deep-class-weight",
         "0.5",
+        "--deep-doubt-weight",
+        "1",
     ]);
     let trained = pqrs(dir, &train);
     let log = text(&trained);
@@ -82,6 +84,7 @@ fn train_deep_fine_tunes_refits_and_eval_reads_the_deep_file() {
         "the top layer's tensors are shipped"
     );
     assert_eq!(deep.training["tuned"]["n_tuned_on"], 400);
+    assert_eq!(deep.training["tune"]["doubt_weight_power"], 1.0);
     assert_eq!(
         deep.training["tuned"]["refit_epoch_losses"]
             .as_array()

@@ -150,13 +150,14 @@ pub fn fit_deep(
     // Out-of-fold fast probabilities for the stacking comments; a model of every stacking comment for the rest.
     let folds = config.folds.max(2);
     let mut stack_probabilities = vec![Vec::new(); set.records.len()];
-    for fold in 0..folds {
-        let (train_ids, held) = fold_split(&stack_ids, folds, fold);
-        let (model, _) = fit(&set.subset(&train_ids), fast_config, None, &Silent)?;
-        for i in held {
-            stack_probabilities[i] = layout.probabilities(&model, &set.records[i].text);
-        }
-    }
+    out_of_fold_probabilities(
+        set,
+        &stack_ids,
+        folds,
+        fast_config,
+        &layout,
+        &mut stack_probabilities,
+    )?;
     let (stack_model, _) = fit(&set.subset(&stack_ids), fast_config, None, &Silent)?;
     for &i in &cascade_ids {
         stack_probabilities[i] = layout.probabilities(&stack_model, &set.records[i].text);
@@ -392,9 +393,36 @@ pub fn fit_deep_tuned(
         fast_probabilities[i] = layout.probabilities(&stack_model, &set.records[i].text);
     }
     let targets = layout.gold(set);
+    // Per head and comment, the confidence of a fast model that has not seen the comment: only weighting by the
+    // fast model's doubt needs it, at the cost of `folds` more fast fits.
+    let mut fast_confidence = Vec::new();
+    if tune.doubt_weight_power > 0.0 {
+        let mut probabilities = fast_probabilities.clone();
+        out_of_fold_probabilities(
+            set,
+            &stack_ids,
+            config.folds.max(2),
+            fast_config,
+            &layout,
+            &mut probabilities,
+        )?;
+        fast_confidence = vec![vec![0.0f32; set.records.len()]; layout.names.len()];
+        for (i, p) in probabilities.iter().enumerate() {
+            for (h, c) in fast_choice(fast, p).1.into_iter().enumerate() {
+                fast_confidence[h][i] = c;
+            }
+        }
+    }
     let classes: Vec<usize> = layout.labels.iter().map(Vec::len).collect();
     let top = TopLayers::new(encoder, tune.layers, &classes, tune.seed)?;
-    let epoch_losses = top.train(states, &targets, &stack_ids, tune, progress)?;
+    let epoch_losses = top.train(
+        states,
+        &targets,
+        &fast_confidence,
+        &stack_ids,
+        tune,
+        progress,
+    )?;
     let tuned = top.export()?;
     let dim = top.hidden();
     let mut embeddings = vec![Vec::new(); set.records.len()];
@@ -454,10 +482,14 @@ pub fn fit_deep_tuned(
         // its thresholds, which read the fast model's confidence and so do not depend on the deep heads.
         let all: Vec<usize> = (0..set.records.len()).collect();
         let top = TopLayers::new(encoder, tune.layers, &classes, tune.seed)?;
-        refit_epoch_losses =
-            top.train(states, &targets, &all, tune, &|epoch, step, steps, loss| {
-                progress(tune.epochs + epoch, step, steps, loss)
-            })?;
+        refit_epoch_losses = top.train(
+            states,
+            &targets,
+            &fast_confidence,
+            &all,
+            tune,
+            &|epoch, step, steps, loss| progress(tune.epochs + epoch, step, steps, loss),
+        )?;
         let refit = top.export()?;
         deep = tuned_heads(
             &layout,
@@ -625,6 +657,46 @@ pub fn compare_tiers(
         &deep_probabilities,
     )
     .compare(&deep.cascade.min_fast_confidence))
+}
+
+/// Sets `probabilities[i]` for every comment `i` of `ids` to the fast probabilities (laid out by `layout`) of a
+/// model that has not seen it: `folds` fits, each without one fold, score that fold.
+fn out_of_fold_probabilities(
+    set: &LabeledSet,
+    ids: &[usize],
+    folds: usize,
+    fast_config: &TrainConfig,
+    layout: &Layout,
+    probabilities: &mut [Vec<f32>],
+) -> Result<()> {
+    for fold in 0..folds {
+        let (train_ids, held) = fold_split(ids, folds, fold);
+        let (model, _) = fit(&set.subset(&train_ids), fast_config, None, &Silent)?;
+        for i in held {
+            probabilities[i] = layout.probabilities(&model, &set.records[i].text);
+        }
+    }
+    Ok(())
+}
+
+/// The fast model's choice per head from `probabilities` (its own layout), and its probability: the confidence
+/// the cascade compares with its thresholds.
+fn fast_choice(fast: &Model, probabilities: &[f32]) -> (Vec<usize>, Vec<f32>) {
+    let mut chosen = Vec::new();
+    fast.linear.decode(probabilities, &mut chosen);
+    let mut at = 0;
+    let confidence = fast
+        .linear
+        .heads
+        .iter()
+        .zip(&chosen)
+        .map(|(head, &c)| {
+            let p = probabilities[at + c];
+            at += head.labels.len();
+            p
+        })
+        .collect();
+    (chosen, confidence)
 }
 
 /// The comments of `ids` outside fold `fold` and those inside it (position modulo `folds`).
@@ -942,19 +1014,7 @@ impl<'a> Cases<'a> {
             .iter()
             .zip(groups)
             .map(|(&i, &group)| {
-                let mut fast_chosen = Vec::new();
-                fast.linear.decode(&probabilities[i], &mut fast_chosen);
-                let mut at = 0;
-                let confidence = deep
-                    .heads
-                    .iter()
-                    .enumerate()
-                    .map(|(h, head)| {
-                        let c = probabilities[i][at + fast_chosen[h]];
-                        at += head.labels.len();
-                        c
-                    })
-                    .collect();
+                let (fast_chosen, confidence) = fast_choice(fast, &probabilities[i]);
                 Case {
                     fast: probabilities[i].clone(),
                     deep: deep_probabilities[i].clone(),

@@ -45,6 +45,10 @@ pub struct TuneConfig {
     /// power (0: unweighted), so that rare labels, which weigh as much as common ones in macro-F1, are not
     /// drowned out.
     pub class_weight_power: f64,
+    /// Each comment's loss on a head is also weighted by `(1 − the fast model's out-of-fold confidence on that
+    /// head)` to this power (0: unweighted). The cascade sends the deep tier only the comments the fast model
+    /// doubts, so this trains it on the comments it will answer rather than on those the fast model already gets.
+    pub doubt_weight_power: f64,
 }
 
 impl Default for TuneConfig {
@@ -59,6 +63,7 @@ impl Default for TuneConfig {
             seed: 7,
             refit: false,
             class_weight_power: 0.0,
+            doubt_weight_power: 0.0,
         }
     }
 }
@@ -378,21 +383,19 @@ impl TopLayers {
     }
 
     /// Trains on the comments `ids` with `gold[h][i]` the label of comment `i` on head `h` (`None`: no loss on
-    /// that head). `progress(epoch, step, steps, mean_loss)` is called every few steps.
+    /// that head) and `fast_confidence[h][i]` the fast model's out-of-fold confidence in its answer (needed only
+    /// with [`TuneConfig::doubt_weight_power`]; may be empty otherwise). `progress(epoch, step, steps, mean_loss)`
+    /// is called every few steps.
     pub fn train(
         &self,
         states: &[Vec<f32>],
         gold: &[Vec<Option<usize>>],
+        fast_confidence: &[Vec<f32>],
         ids: &[usize],
         config: &TuneConfig,
         progress: &dyn Fn(usize, usize, usize, f64),
     ) -> Result<Vec<f64>> {
-        if !(config.class_weight_power.is_finite() && config.class_weight_power >= 0.0) {
-            return Err(Error::Config(format!(
-                "the class weight power must be 0 or more, not {}",
-                config.class_weight_power
-            )));
-        }
+        let comment_weights = comment_weights(gold, fast_confidence, ids, config)?;
         let layer_vars: Vec<Var> = self.layers.iter().flat_map(TrainLayer::vars).collect();
         let head_vars: Vec<Var> = self
             .head_weights
@@ -413,7 +416,6 @@ impl TopLayers {
         let total = batches.len() * config.epochs;
         let warm_up = (total / 20).max(1);
         let scale = Tensor::new(1.0 / input_scale(self.config.hidden), &Device::Cpu)?;
-        let label_weights = label_weights(gold, ids, config.class_weight_power);
         let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
         let mut step = 0;
         let mut epoch_losses = Vec::new();
@@ -439,10 +441,7 @@ impl TopLayers {
                         .map(|&i| gold[h][i].unwrap_or(0) as u32)
                         .collect();
                     // A comment without a label on this head weighs 0.
-                    let weight: Vec<f32> = batch
-                        .iter()
-                        .map(|&i| gold[h][i].map_or(0.0, |g| label_weights[h][g]))
-                        .collect();
+                    let weight: Vec<f32> = batch.iter().map(|&i| comment_weights[h][i]).collect();
                     let picked = candle_nn::ops::log_softmax(&logits, D::Minus1)?
                         .gather(
                             &Tensor::new(targets.as_slice(), &Device::Cpu)?.unsqueeze(1)?,
@@ -498,10 +497,67 @@ fn encoder_error(e: EncoderError) -> Error {
     Error::Config(format!("encoder: {e}"))
 }
 
-/// Per head and label, the loss weight of [`TuneConfig::class_weight_power`], from the label counts among `ids`,
-/// scaled so that the comments `ids` weigh one on average (the learning rates keep their meaning). A label absent
-/// from `ids` gets weight 0: no comment carries it.
-fn label_weights(gold: &[Vec<Option<usize>>], ids: &[usize], power: f64) -> Vec<Vec<f32>> {
+/// Per head and comment, the weight of its loss: the label weight of [`TuneConfig::class_weight_power`] times the
+/// doubt weight of [`TuneConfig::doubt_weight_power`], scaled so that the labelled comments of `ids` weigh one on
+/// average. A comment without a label on a head, or outside `ids`, weighs 0.
+fn comment_weights(
+    gold: &[Vec<Option<usize>>],
+    fast_confidence: &[Vec<f32>],
+    ids: &[usize],
+    config: &TuneConfig,
+) -> Result<Vec<Vec<f32>>> {
+    for (name, power) in [
+        ("class", config.class_weight_power),
+        ("doubt", config.doubt_weight_power),
+    ] {
+        if !(power.is_finite() && power >= 0.0) {
+            return Err(Error::Config(format!(
+                "the {name} weight power must be 0 or more, not {power}"
+            )));
+        }
+    }
+    let doubt = config.doubt_weight_power > 0.0;
+    if doubt
+        && (fast_confidence.len() != gold.len()
+            || ids
+                .iter()
+                .any(|&i| fast_confidence.iter().any(|c| c.get(i).is_none())))
+    {
+        return Err(Error::Config(
+            "weighting by the fast model's doubt needs its confidence on every comment".into(),
+        ));
+    }
+    let label_weights = label_weights(gold, ids, config.class_weight_power);
+    Ok(gold
+        .iter()
+        .enumerate()
+        .map(|(h, head)| {
+            let mut weights = vec![0.0f64; head.len()];
+            let mut total = 0.0;
+            let mut labelled = 0usize;
+            for &i in ids {
+                let Some(g) = head[i] else { continue };
+                let mut w = label_weights[h][g];
+                if doubt {
+                    let confidence = f64::from(fast_confidence[h][i]).clamp(0.0, 1.0);
+                    w *= (1.0 - confidence).powf(config.doubt_weight_power);
+                }
+                weights[i] = w;
+                total += w;
+                labelled += 1;
+            }
+            let mean = total / labelled.max(1) as f64;
+            weights
+                .iter()
+                .map(|w| (w / mean.max(f64::MIN_POSITIVE)) as f32)
+                .collect()
+        })
+        .collect())
+}
+
+/// Per head and label, `(count of the commonest label / count of the label)^power` over the comments `ids` (a
+/// label absent from `ids` gets 0: no comment carries it).
+fn label_weights(gold: &[Vec<Option<usize>>], ids: &[usize], power: f64) -> Vec<Vec<f64>> {
     gold.iter()
         .map(|head| {
             let mut counts = Vec::new();
@@ -512,7 +568,7 @@ fn label_weights(gold: &[Vec<Option<usize>>], ids: &[usize], power: f64) -> Vec<
                 counts[g] += 1;
             }
             let commonest = counts.iter().copied().max().unwrap_or(0) as f64;
-            let raw: Vec<f64> = counts
+            counts
                 .iter()
                 .map(|&c| {
                     if c == 0 {
@@ -521,16 +577,6 @@ fn label_weights(gold: &[Vec<Option<usize>>], ids: &[usize], power: f64) -> Vec<
                         (commonest / c as f64).powf(power)
                     }
                 })
-                .collect();
-            let labelled: usize = counts.iter().sum();
-            let mean = counts
-                .iter()
-                .zip(&raw)
-                .map(|(&c, w)| c as f64 * w)
-                .sum::<f64>()
-                / labelled.max(1) as f64;
-            raw.iter()
-                .map(|w| (w / mean.max(f64::MIN_POSITIVE)) as f32)
                 .collect()
         })
         .collect()
@@ -610,7 +656,7 @@ mod tests {
             vec![Some(0), Some(1), Some(2), Some(1), Some(2), Some(0)],
             vec![Some(1), Some(0), None, Some(0), Some(1), Some(1)],
         ];
-        top.train(&states, &gold, &ids, &quick(), &|_, _, _, _| {})
+        top.train(&states, &gold, &[], &ids, &quick(), &|_, _, _, _| {})
             .unwrap();
         let TunedTop { tensors, heads } = top.export().unwrap();
         assert_eq!(tensors.len(), LAYER_TENSORS.len());
@@ -656,7 +702,7 @@ mod tests {
         let top = TopLayers::new(&weights, 2, &[2], 5).unwrap();
         let gold = vec![vec![Some(0), Some(1), Some(0), Some(1), Some(0), Some(1)]];
         let losses = top
-            .train(&states, &gold, &ids, &quick(), &|_, _, _, _| {})
+            .train(&states, &gold, &[], &ids, &quick(), &|_, _, _, _| {})
             .unwrap();
         assert!(
             losses.last().unwrap() < &(losses[0] * 0.5),
@@ -707,14 +753,14 @@ mod tests {
             ..quick()
         };
         let error = top
-            .train(&[], &[vec![]], &[], &config, &|_, _, _, _| {})
+            .train(&[], &[vec![]], &[], &[], &config, &|_, _, _, _| {})
             .unwrap_err();
         assert!(error.to_string().contains("class weight"), "{error}");
     }
 
     #[test]
     fn rare_labels_weigh_more_and_the_comments_weigh_one_on_average() {
-        // Label 0 on 6 comments, label 1 on 2, label 2 nowhere; one comment unlabelled; comment 9 not trained on.
+        // Label 0 on 6 comments, label 1 on 2, label 2 nowhere; comment 4 unlabelled; comment 9 not trained on.
         let head = vec![
             Some(0),
             Some(0),
@@ -727,16 +773,52 @@ mod tests {
             Some(0),
             Some(2),
         ];
+        let gold = [head];
         let ids: Vec<usize> = (0..9).collect();
-        let unweighted = label_weights(std::slice::from_ref(&head), &ids, 0.0);
-        assert_eq!(unweighted, vec![vec![1.0, 1.0]]);
+        let weights = |class_weight_power| {
+            let config = TuneConfig {
+                class_weight_power,
+                ..TuneConfig::default()
+            };
+            comment_weights(&gold, &[], &ids, &config)
+                .unwrap()
+                .remove(0)
+        };
+        assert_eq!(weights(0.0), [1., 1., 1., 1., 0., 1., 1., 1., 1., 0.]);
 
-        let weights = label_weights(&[head], &ids, 1.0);
-        let w = &weights[0];
-        assert_eq!(w.len(), 2, "label 2 is only on a comment not trained on");
-        assert!((w[1] / w[0] - 3.0).abs() < 1e-6, "{w:?}");
-        let mean = (6.0 * w[0] + 2.0 * w[1]) / 8.0;
+        let w = weights(1.0);
+        assert_eq!((w[4], w[9]), (0.0, 0.0), "{w:?}");
+        assert!((w[2] / w[0] - 3.0).abs() < 1e-6, "{w:?}");
+        let mean = w.iter().sum::<f32>() / 8.0;
         assert!((mean - 1.0).abs() < 1e-6, "{w:?}");
+    }
+
+    #[test]
+    fn comments_the_fast_model_doubts_weigh_more() {
+        let gold = [vec![Some(0), Some(1), Some(0), Some(1)]];
+        let confidence = [vec![0.9, 0.6, 0.5, 0.9]];
+        let ids = [0, 1, 2, 3];
+        let config = TuneConfig {
+            doubt_weight_power: 1.0,
+            ..TuneConfig::default()
+        };
+        let w = comment_weights(&gold, &confidence, &ids, &config)
+            .unwrap()
+            .remove(0);
+        // 1 − confidence: 0.1, 0.4, 0.5, 0.1, scaled to mean 1.
+        for (w, expected) in w.iter().zip([0.1f32, 0.4, 0.5, 0.1]) {
+            assert!(
+                (w - expected / 0.275).abs() < 1e-5,
+                "{w} against {expected}"
+            );
+        }
+        let missing = comment_weights(&gold, &[], &ids, &config).unwrap_err();
+        assert!(missing.to_string().contains("confidence"), "{missing}");
+        let negative = TuneConfig {
+            doubt_weight_power: -0.5,
+            ..TuneConfig::default()
+        };
+        assert!(comment_weights(&gold, &confidence, &ids, &negative).is_err());
     }
 
     fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>]) {

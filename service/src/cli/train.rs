@@ -106,6 +106,11 @@ pub struct TrainArgs {
     /// count) to this power, for macro-F1 (0: unweighted).
     #[arg(long, default_value_t = 0.0, value_name = "POWER")]
     deep_class_weight: f64,
+    /// With --deep-tune-layers above 0: also weigh each comment's loss on a head by (1 − the fast model's
+    /// out-of-fold confidence there) to this power, to train the deep tier on the comments the cascade sends it
+    /// (0: unweighted; above 0 costs four more fast fits).
+    #[arg(long, default_value_t = 0.0, value_name = "POWER")]
+    deep_doubt_weight: f64,
     #[command(flatten)]
     encoder: super::deep::EncoderChoice,
     /// Taxonomy to record in the model (default: the shipped one when the heads are type/theme/area).
@@ -357,6 +362,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 epochs: args.deep_tune_epochs,
                 refit: args.deep_refit,
                 class_weight_power: args.deep_class_weight,
+                doubt_weight_power: args.deep_doubt_weight,
                 seed: config.seed,
                 ..training::tune::TuneConfig::default()
             }),
