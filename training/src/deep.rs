@@ -414,15 +414,13 @@ pub fn fit_deep_tuned(
         }
     }
     let classes: Vec<usize> = layout.labels.iter().map(Vec::len).collect();
-    let top = TopLayers::new(encoder, tune.layers, &classes, tune.seed)?;
-    let epoch_losses = top.train(
-        states,
-        &targets,
-        &fast_confidence,
-        &stack_ids,
-        tune,
-        progress,
-    )?;
+    // One round of fine-tuning from the converted weights on the comments `ids`.
+    let tune_on = |ids: &[usize], progress: &dyn Fn(usize, usize, usize, f64)| -> Result<_> {
+        let top = TopLayers::new(encoder, tune.layers, &classes, tune.seed)?;
+        let losses = top.train(states, &targets, &fast_confidence, ids, tune, progress)?;
+        Ok((top, losses))
+    };
+    let (top, epoch_losses) = tune_on(&stack_ids, progress)?;
     let tuned = top.export()?;
     let dim = top.hidden();
     let mut embeddings = vec![Vec::new(); set.records.len()];
@@ -481,15 +479,10 @@ pub fn fit_deep_tuned(
         // The same training from the converted weights, now on every comment: the policy chosen above keeps
         // its thresholds, which read the fast model's confidence and so do not depend on the deep heads.
         let all: Vec<usize> = (0..set.records.len()).collect();
-        let top = TopLayers::new(encoder, tune.layers, &classes, tune.seed)?;
-        refit_epoch_losses = top.train(
-            states,
-            &targets,
-            &fast_confidence,
-            &all,
-            tune,
-            &|epoch, step, steps, loss| progress(tune.epochs + epoch, step, steps, loss),
-        )?;
+        let (top, losses) = tune_on(&all, &|epoch, step, steps, loss| {
+            progress(tune.epochs + epoch, step, steps, loss)
+        })?;
+        refit_epoch_losses = losses;
         let refit = top.export()?;
         deep = tuned_heads(
             &layout,
@@ -529,7 +522,6 @@ pub fn fit_deep_tuned(
         "config": config,
         "tune": tune,
         "tuned": tuned_report,
-        "n_tuned_on": n_tuned_on,
         "n_policy": report.n_policy,
         "validation": report.validation,
         "allowed_share": allowed_share,
