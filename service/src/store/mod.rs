@@ -324,6 +324,10 @@ impl Store {
         }
         let mut connection = Connection::open(path)?;
         schema::prepare(&mut connection)?;
+        // A transaction whose dirty pages outgrow the page cache spills them into the write-ahead log before the
+        // commit and writes them again at the commit; a large batch of the prediction log touches thousands of
+        // pages. The cache grows into this bound only when a transaction needs it.
+        connection.pragma_update(None, "cache_size", LOG_CACHE_KIB)?;
         Ok(Store {
             connection: Mutex::new(connection),
             path: path.to_path_buf(),
@@ -368,9 +372,6 @@ impl Store {
         let logged_at = colombia_now();
         let mut connection = self.connection();
         set_durability(&connection, Durability::Log)?;
-        // A transaction whose dirty pages outgrow the page cache spills them into the write-ahead log before the
-        // commit and writes them again at the commit; a large batch touches thousands of pages.
-        connection.pragma_update(None, "cache_size", LOG_CACHE_KIB)?;
         let written = write_prepared(&mut connection, rows, &logged_at);
         // Whatever happened, the connection goes back to syncing every commit, so that nothing else written
         // through it gets the log's weaker durability.
@@ -647,8 +648,8 @@ impl Store {
     }
 }
 
-/// Page cache of a connection that writes the prediction log, in KiB, as SQLite's `cache_size` takes it (negative:
-/// KiB rather than pages). Only connections that write batches grow into it.
+/// Page cache of the store's connection, in KiB, as SQLite's `cache_size` takes it (negative: KiB rather than
+/// pages): room for a batch of the prediction log.
 const LOG_CACHE_KIB: i64 = -32 * 1024;
 
 /// How a commit reaches the disk.
