@@ -276,7 +276,7 @@ pub fn fit_deep(
         ((config.target_mean_ms - config.fast_ms) / config.encoder_ms).clamp(0.0, 1.0);
     let policy_groups = validation_groups(set, &policy_ids).unwrap_or_else(|| {
         (0..stack_ids.len())
-            .map(|n| n % folds)
+            .map(|n| fold_of(n, folds))
             .chain(std::iter::repeat_n(folds, cascade_ids.len()))
             .collect()
     });
@@ -691,11 +691,16 @@ fn fast_choice(fast: &Model, probabilities: &[f32]) -> (Vec<usize>, Vec<f32>) {
     (chosen, confidence)
 }
 
+/// The fold of the comment at `position` in a list split into `folds` folds.
+fn fold_of(position: usize, folds: usize) -> usize {
+    position % folds
+}
+
 /// The comments of `ids` outside fold `fold` and those inside it (position modulo `folds`).
 fn fold_split(ids: &[usize], folds: usize, fold: usize) -> (Vec<usize>, Vec<usize>) {
     let (mut train, mut held) = (Vec::new(), Vec::new());
     for (n, &i) in ids.iter().enumerate() {
-        if n % folds == fold {
+        if fold_of(n, folds) == fold {
             held.push(i)
         } else {
             train.push(i)
