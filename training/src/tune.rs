@@ -6,6 +6,7 @@
 //! The forward pass here is the differentiable twin of `models::encoder::bert`'s (which applies bias and GELU in
 //! place and cannot be differentiated); a test checks that both give the same embedding for the same tensors.
 
+use candle_core::backprop::GradStore;
 use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use models::encoder::{
@@ -14,6 +15,7 @@ use models::encoder::{
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::{Error, Result};
@@ -49,6 +51,9 @@ pub struct TuneConfig {
     /// head)` to this power (0: unweighted). The cascade sends the deep tier only the comments the fast model
     /// doubts, so this trains it on the comments it will answer rather than on those the fast model already gets.
     pub doubt_weight_power: f64,
+    /// Slices each batch is cut into, whose gradients are computed in parallel and summed (see
+    /// `TopLayers::step_gradients`); the default is rayon's thread count. The result changes only by rounding.
+    pub parallel_parts: usize,
 }
 
 impl Default for TuneConfig {
@@ -64,6 +69,7 @@ impl Default for TuneConfig {
             refit: false,
             class_weight_power: 0.0,
             doubt_weight_power: 0.0,
+            parallel_parts: rayon::current_num_threads(),
         }
     }
 }
@@ -431,30 +437,15 @@ impl TopLayers {
                 };
                 layer_optimiser.set_learning_rate(config.learning_rate * rate);
                 head_optimiser.set_learning_rate(config.head_learning_rate * rate);
-                let batch = batches[b];
-                let inputs = self.embeddings(states, batch)?.broadcast_mul(&scale)?;
-                let mut loss = Tensor::zeros((), DType::F32, &Device::Cpu)?;
-                for (h, (w, bias)) in self.head_weights.iter().zip(&self.head_biases).enumerate() {
-                    let logits = inputs.matmul(w)?.broadcast_add(bias)?;
-                    let targets: Vec<u32> = batch
-                        .iter()
-                        .map(|&i| gold[h][i].unwrap_or(0) as u32)
-                        .collect();
-                    // A comment without a label on this head weighs 0.
-                    let weight: Vec<f32> = batch.iter().map(|&i| comment_weights[h][i]).collect();
-                    let picked = candle_nn::ops::log_softmax(&logits, D::Minus1)?
-                        .gather(
-                            &Tensor::new(targets.as_slice(), &Device::Cpu)?.unsqueeze(1)?,
-                            1,
-                        )?
-                        .squeeze(1)?;
-                    let head_loss = (picked * Tensor::new(weight.as_slice(), &Device::Cpu)?)?
-                        .sum_all()?
-                        .affine(-1.0 / batch.len() as f64, 0.0)?;
-                    loss = (loss + head_loss)?;
-                }
-                loss_sum += f64::from(loss.to_scalar::<f32>()?);
-                let grads = loss.backward()?;
+                let (loss, grads) = self.step_gradients(
+                    states,
+                    gold,
+                    &comment_weights,
+                    batches[b],
+                    &scale,
+                    config.parallel_parts,
+                )?;
+                loss_sum += loss;
                 layer_optimiser.step(&grads)?;
                 head_optimiser.step(&grads)?;
                 step += 1;
@@ -465,6 +456,99 @@ impl TopLayers {
             epoch_losses.push(loss_sum / batches.len().max(1) as f64);
         }
         Ok(epoch_losses)
+    }
+
+    /// The weighted loss of one batch (a sum over heads of each head's weighted cross-entropy, divided by the
+    /// batch's size `batch_len`) computed on the comments `part` of it.
+    fn part_loss(
+        &self,
+        states: &[Vec<f32>],
+        gold: &[Vec<Option<usize>>],
+        comment_weights: &[Vec<f32>],
+        part: &[usize],
+        batch_len: usize,
+        scale: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let inputs = self.embeddings(states, part)?.broadcast_mul(scale)?;
+        let mut loss = Tensor::zeros((), DType::F32, &Device::Cpu)?;
+        for (h, (w, bias)) in self.head_weights.iter().zip(&self.head_biases).enumerate() {
+            let logits = inputs.matmul(w)?.broadcast_add(bias)?;
+            let targets: Vec<u32> = part
+                .iter()
+                .map(|&i| gold[h][i].unwrap_or(0) as u32)
+                .collect();
+            // A comment without a label on this head weighs 0.
+            let weight: Vec<f32> = part.iter().map(|&i| comment_weights[h][i]).collect();
+            let picked = candle_nn::ops::log_softmax(&logits, D::Minus1)?
+                .gather(
+                    &Tensor::new(targets.as_slice(), &Device::Cpu)?.unsqueeze(1)?,
+                    1,
+                )?
+                .squeeze(1)?;
+            let head_loss = (picked * Tensor::new(weight.as_slice(), &Device::Cpu)?)?
+                .sum_all()?
+                .affine(-1.0 / batch_len as f64, 0.0)?;
+            loss = (loss + head_loss)?;
+        }
+        Ok(loss)
+    }
+
+    /// The loss of `batch` and its gradients, computed in `parts` slices of the batch on rayon's threads and
+    /// summed. Why: candle's CPU backend spreads only its matrix products over the cores, and most of a training
+    /// step is element-wise work on one thread; independent slices keep both cores busy. The sum of the slices'
+    /// losses is the batch's loss, so the gradients are the same up to rounding.
+    fn step_gradients(
+        &self,
+        states: &[Vec<f32>],
+        gold: &[Vec<Option<usize>>],
+        comment_weights: &[Vec<f32>],
+        batch: &[usize],
+        scale: &Tensor,
+        parts: usize,
+    ) -> candle_core::Result<(f64, GradStore)> {
+        let part_len = batch.len().div_ceil(parts.max(1)).max(1);
+        let results: Vec<candle_core::Result<(f64, GradStore)>> = batch
+            .par_chunks(part_len)
+            .map(|part| {
+                let loss =
+                    self.part_loss(states, gold, comment_weights, part, batch.len(), scale)?;
+                Ok((f64::from(loss.to_scalar::<f32>()?), loss.backward()?))
+            })
+            .collect();
+        let vars = self.vars();
+        let mut total = 0.0;
+        let mut summed: Option<GradStore> = None;
+        for result in results {
+            let (loss, grads) = result?;
+            total += loss;
+            summed = Some(match summed {
+                None => grads,
+                Some(mut sum) => {
+                    for var in &vars {
+                        if let Some(g) = grads.get(var.as_tensor()) {
+                            let added = match sum.get(var.as_tensor()) {
+                                Some(s) => (s + g)?,
+                                None => g.clone(),
+                            };
+                            sum.insert(var.as_tensor(), added);
+                        }
+                    }
+                    sum
+                }
+            });
+        }
+        let summed = summed.ok_or_else(|| candle_core::Error::Msg("an empty batch".into()))?;
+        Ok((total, summed))
+    }
+
+    /// Every trained tensor: the layers', then the heads'.
+    fn vars(&self) -> Vec<Var> {
+        self.layers
+            .iter()
+            .flat_map(TrainLayer::vars)
+            .chain(self.head_weights.iter().cloned())
+            .chain(self.head_biases.iter().cloned())
+            .collect()
     }
 
     /// The tuned tensors and the heads.
@@ -708,6 +792,48 @@ mod tests {
             losses.last().unwrap() < &(losses[0] * 0.5),
             "loss went {losses:?}"
         );
+    }
+
+    #[test]
+    fn gradients_of_the_slices_of_a_batch_sum_to_the_batch_gradient() {
+        let (converted, base) = tiny(5);
+        let weights = GgufWeights::from_bytes(&converted.weights).unwrap();
+        let states = states(&base, 1);
+        let top = TopLayers::new(&weights, 1, &[3, 2], 9).unwrap();
+        let gold = vec![
+            vec![Some(0), Some(1), Some(2), Some(1), Some(2), Some(0)],
+            vec![Some(1), Some(0), None, Some(0), Some(1), Some(1)],
+        ];
+        let ids: Vec<usize> = (0..TEXTS.len()).collect();
+        let config = TuneConfig {
+            class_weight_power: 1.0,
+            ..TuneConfig::default()
+        };
+        let weights = comment_weights(&gold, &[], &ids, &config).unwrap();
+        let scale = Tensor::new(1.0 / input_scale(top.hidden()), &Device::Cpu).unwrap();
+        let step = |parts| {
+            top.step_gradients(&states, &gold, &weights, &ids, &scale, parts)
+                .unwrap()
+        };
+        let (whole_loss, whole) = step(1);
+        for parts in [2, 4] {
+            let (loss, sliced) = step(parts);
+            assert!(
+                (loss - whole_loss).abs() < 1e-5,
+                "{loss} against {whole_loss}"
+            );
+            for var in top.vars() {
+                let a = whole.get(var.as_tensor()).unwrap().flatten_all().unwrap();
+                let b = sliced.get(var.as_tensor()).unwrap().flatten_all().unwrap();
+                let largest = a.abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+                let off = (a - b).unwrap().abs().unwrap().max(0).unwrap();
+                let off = off.to_scalar::<f32>().unwrap();
+                assert!(
+                    off <= 1e-4 * largest.max(1e-3),
+                    "{parts} parts: {off} off, largest {largest}"
+                );
+            }
+        }
     }
 
     #[test]
