@@ -92,7 +92,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "MS|measure")]
     deep_encoder_ms: Option<super::deep::EncoderCost>,
     /// With --deep: fine-tune the encoder's top N layers on the labelled data (0: keep the converted encoder and
-    /// stack fused heads on its embeddings). About 30 ms per comment and epoch on two cores.
+    /// stack fused heads on its embeddings). About 26 ms per comment and epoch on two cores.
     #[arg(long, default_value_t = 2, value_name = "N")]
     deep_tune_layers: usize,
     /// With --deep-tune-layers above 0: passes over the training comments.
