@@ -122,15 +122,10 @@ impl DeepHeads {
     /// Whether the comment whose fast probabilities are `fast_probabilities` (all heads, as the fast model
     /// returns them) and whose chosen labels are `chosen` should go to the deep tier.
     pub fn wants_deep(&self, fast_probabilities: &[f32], chosen: &[usize]) -> bool {
-        let mut at = 0;
-        for (h, head) in self.heads.iter().enumerate() {
-            let confidence = fast_probabilities[at + chosen[h]];
-            if confidence < self.cascade.min_fast_confidence[h] {
-                return true;
-            }
-            at += head.labels.len();
-        }
-        false
+        let label_counts = self.heads.iter().map(|h| h.labels.len());
+        chosen_confidences(label_counts, fast_probabilities, chosen)
+            .zip(&self.cascade.min_fast_confidence)
+            .any(|(confidence, &threshold)| confidence < threshold)
     }
 
     /// The answer of the cascade once the deep tier has run: per head, the fused head's probabilities where the
@@ -349,6 +344,24 @@ impl DeepHeads {
         deep.validate()?;
         Ok(deep)
     }
+}
+
+/// Per head, the fast model's probability of the label it chose: the confidence the cascade compares with its
+/// thresholds. `probabilities` holds every head's labels one head after another, `label_counts` says how many each
+/// head has, `chosen` is the decoded label of each head. Training computes the confidence with this same function.
+pub fn chosen_confidences<'a>(
+    label_counts: impl IntoIterator<Item = usize> + 'a,
+    probabilities: &'a [f32],
+    chosen: &'a [usize],
+) -> impl Iterator<Item = f32> + 'a {
+    label_counts
+        .into_iter()
+        .zip(chosen)
+        .scan(0, move |at, (labels, &c)| {
+            let confidence = probabilities[*at + c];
+            *at += labels;
+            Some(confidence)
+        })
 }
 
 /// The raw (unstandardised) inputs of the fused heads: clipped log fast probabilities, then the embedding.

@@ -17,7 +17,9 @@ use linfa_logistic::MultiLogisticRegression;
 use models::Model;
 use models::classifier::Scratch;
 use models::encoder::GgufWeights;
-use models::fusion::{CascadePolicy, DeepHead, DeepHeads, DeepScratch, fused_inputs};
+use models::fusion::{
+    CascadePolicy, DeepHead, DeepHeads, DeepScratch, chosen_confidences, fused_inputs,
+};
 use ndarray::{Array1, Array2};
 use serde::Serialize;
 
@@ -676,18 +678,8 @@ fn out_of_fold_probabilities(
 fn fast_choice(fast: &Model, probabilities: &[f32]) -> (Vec<usize>, Vec<f32>) {
     let mut chosen = Vec::new();
     fast.linear.decode(probabilities, &mut chosen);
-    let mut at = 0;
-    let confidence = fast
-        .linear
-        .heads
-        .iter()
-        .zip(&chosen)
-        .map(|(head, &c)| {
-            let p = probabilities[at + c];
-            at += head.labels.len();
-            p
-        })
-        .collect();
+    let label_counts = fast.linear.heads.iter().map(|h| h.labels.len());
+    let confidence = chosen_confidences(label_counts, probabilities, &chosen).collect();
     (chosen, confidence)
 }
 
