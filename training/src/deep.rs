@@ -79,6 +79,26 @@ pub struct TierScores {
     pub cascade: f64,
     /// 90 % paired bootstrap interval of `cascade - fast` over these comments.
     pub cascade_gain_interval: [f64; 2],
+    /// Comments whose answer the cascade changed from the fast model's and got right.
+    pub fixed: usize,
+    /// Comments whose answer the cascade changed from the fast model's right one.
+    pub broken: usize,
+    /// Per label: how the cascade moved its F1. A macro-F1 gain made of fewer wrong guesses of one rare label
+    /// (fixed ≈ broken) is not the same as a gain in understanding (fixed > broken), and only this shows which.
+    pub labels: Vec<LabelShift>,
+}
+
+/// One label's F1 under the fast model and under the cascade.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelShift {
+    /// The label.
+    pub label: String,
+    /// Comments whose gold label it is.
+    pub comments: usize,
+    /// F1 of the fast model's answers.
+    pub fast: f64,
+    /// F1 of the cascade's answers.
+    pub cascade: f64,
 }
 
 /// Resamples behind [`TierScores::cascade_gain_interval`].
@@ -1221,6 +1241,56 @@ impl<'a> Cases<'a> {
         }
     }
 
+    /// Per head under `thresholds`: the answers the cascade fixed and broke, and each label's F1 before and after.
+    fn shifts(&self, thresholds: &[f32]) -> Vec<(usize, usize, Vec<LabelShift>)> {
+        let (mut mixed, mut chosen) = (Vec::new(), Vec::new());
+        let heads = self.labels.len();
+        let mut fixed = vec![0; heads];
+        let mut broken = vec![0; heads];
+        // [head][label]: true positives, fast then cascade; predicted counts, fast then cascade; gold counts.
+        let mut counts: Vec<Vec<[usize; 5]>> =
+            self.labels.iter().map(|&k| vec![[0; 5]; k]).collect();
+        for row in &self.rows {
+            let (decided, _) = self.decide(row, Some(thresholds), &mut mixed, &mut chosen);
+            for h in 0..heads {
+                let Some(gold) = row.gold[h] else { continue };
+                let (fast, cascade) = (row.fast_chosen[h], decided[h]);
+                fixed[h] += usize::from(fast != cascade && cascade == gold);
+                broken[h] += usize::from(fast != cascade && fast == gold);
+                let label = &mut counts[h];
+                label[gold][0] += usize::from(fast == gold);
+                label[gold][1] += usize::from(cascade == gold);
+                label[fast][2] += 1;
+                label[cascade][3] += 1;
+                label[gold][4] += 1;
+            }
+        }
+        let f1 = |tp: usize, predicted: usize, gold: usize| {
+            if tp == 0 {
+                0.0
+            } else {
+                2.0 * tp as f64 / (predicted + gold) as f64
+            }
+        };
+        (0..heads)
+            .map(|h| {
+                let labels = counts[h]
+                    .iter()
+                    .zip(&self.deep.heads[h].labels)
+                    .map(
+                        |(&[tp_fast, tp_cascade, fast, cascade, gold], label)| LabelShift {
+                            label: label.clone(),
+                            comments: gold,
+                            fast: f1(tp_fast, fast, gold),
+                            cascade: f1(tp_cascade, cascade, gold),
+                        },
+                    )
+                    .collect();
+                (fixed[h], broken[h], labels)
+            })
+            .collect()
+    }
+
     fn compare(&self, thresholds: &[f32]) -> TierComparison {
         let never = vec![f32::NEG_INFINITY; self.labels.len()];
         let fast = self.score(Some(&never)).f1;
@@ -1231,6 +1301,7 @@ impl<'a> Cases<'a> {
             ..
         } = self.score(Some(thresholds));
         let intervals = self.gain_intervals(thresholds);
+        let shifts = self.shifts(thresholds);
         TierComparison {
             comments: self.rows.len(),
             heads: self
@@ -1243,6 +1314,9 @@ impl<'a> Cases<'a> {
                     deep: all_deep[h],
                     cascade: cascade[h],
                     cascade_gain_interval: intervals[h],
+                    fixed: shifts[h].0,
+                    broken: shifts[h].1,
+                    labels: shifts[h].2.clone(),
                 })
                 .collect(),
             deep_share: share,

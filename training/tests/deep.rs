@@ -194,6 +194,27 @@ fn tuned_deep_tier_ships_layers_the_encoder_loads_and_keeps_to_its_budget() {
     for head in &comparison.heads {
         let [low, high] = head.cascade_gain_interval;
         assert!(low <= high, "{head:?}");
+        // The per-label breakdown covers every gold label once and agrees with the macro-F1 it explains.
+        let spec = deep.heads.iter().find(|h| h.name == head.head).unwrap();
+        assert_eq!(head.labels.len(), spec.labels.len());
+        let column = test.heads.iter().position(|h| *h == head.head).unwrap();
+        let gold = test
+            .records
+            .iter()
+            .filter(|r| spec.labels.contains(&r.labels[column]))
+            .count();
+        assert_eq!(head.labels.iter().map(|l| l.comments).sum::<usize>(), gold);
+        assert!(head.fixed + head.broken <= gold);
+        if head.labels.iter().all(|l| l.comments > 0) {
+            let mean = |f: fn(&training::deep::LabelShift) -> f64| {
+                head.labels.iter().map(f).sum::<f64>() / head.labels.len() as f64
+            };
+            assert!((mean(|l| l.fast) - head.fast).abs() < 1e-9, "{head:?}");
+            assert!(
+                (mean(|l| l.cascade) - head.cascade).abs() < 1e-9,
+                "{head:?}"
+            );
+        }
         if head.cascade == head.fast && comparison.deep_share == 0.0 {
             assert_eq!(
                 [low, high],

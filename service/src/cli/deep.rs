@@ -609,6 +609,36 @@ fn print_tiers(comparison: &training::deep::TierComparison, latency: Option<&Cas
             h.head, h.fast, h.deep, h.cascade, low, high
         );
     }
+    // Which answers and labels a macro-F1 gain is made of (see `TierScores::labels`).
+    for h in &comparison.heads {
+        let moved: Vec<String> = h
+            .labels
+            .iter()
+            .filter(|l| (l.cascade - l.fast).abs() >= 0.0005)
+            .map(|l| {
+                format!(
+                    "{} {:+.3} ({} comments)",
+                    l.label,
+                    l.cascade - l.fast,
+                    l.comments
+                )
+            })
+            .collect();
+        if h.fixed + h.broken == 0 && moved.is_empty() {
+            continue;
+        }
+        println!(
+            "{}: the cascade fixed {} answers and broke {}; F1 moved on {}",
+            h.head,
+            h.fixed,
+            h.broken,
+            if moved.is_empty() {
+                "no label".to_string()
+            } else {
+                moved.join(", ")
+            }
+        );
+    }
     if let Some(l) = latency {
         println!(
             "latency per comment ({} timed one at a time): fast {:.3} ms; cascade mean {:.2} ms, p50 {:.2} ms, p99 {:.1} ms; a deep answer adds {:.1} ms ({:.1} % went deep)",
