@@ -24,7 +24,7 @@ use ndarray::{Array1, Array2};
 use serde::Serialize;
 
 use crate::fit::{Silent, TrainConfig, fit};
-use crate::metrics::macro_f1;
+use crate::metrics::{label_f1, macro_f1};
 use crate::tune::{SoftmaxLayer, TopLayers, TuneConfig};
 use crate::{Error, Result};
 
@@ -997,6 +997,13 @@ struct Scores {
     deep_share: f64,
 }
 
+/// One head's answers the cascade changed, and how each label's F1 moved (see [`TierScores::labels`]).
+struct Shift {
+    fixed: usize,
+    broken: usize,
+    labels: Vec<LabelShift>,
+}
+
 /// The held-out comments with both tiers' answers computed once, so that many cascade policies can be scored
 /// without running the models again.
 struct Cases<'a> {
@@ -1242,51 +1249,44 @@ impl<'a> Cases<'a> {
     }
 
     /// Per head under `thresholds`: the answers the cascade fixed and broke, and each label's F1 before and after.
-    fn shifts(&self, thresholds: &[f32]) -> Vec<(usize, usize, Vec<LabelShift>)> {
-        let (mut mixed, mut chosen) = (Vec::new(), Vec::new());
+    fn shifts(&self, thresholds: &[f32]) -> Vec<Shift> {
         let heads = self.labels.len();
-        let mut fixed = vec![0; heads];
-        let mut broken = vec![0; heads];
-        // [head][label]: true positives, fast then cascade; predicted counts, fast then cascade; gold counts.
-        let mut counts: Vec<Vec<[usize; 5]>> =
-            self.labels.iter().map(|&k| vec![[0; 5]; k]).collect();
+        // [head]: gold, fast and cascade labels of the comments with a gold label on that head.
+        let (mut gold, mut fast, mut cascade) = (
+            vec![Vec::new(); heads],
+            vec![Vec::new(); heads],
+            vec![Vec::new(); heads],
+        );
+        let (mut mixed, mut chosen) = (Vec::new(), Vec::new());
         for row in &self.rows {
             let (decided, _) = self.decide(row, Some(thresholds), &mut mixed, &mut chosen);
             for h in 0..heads {
-                let Some(gold) = row.gold[h] else { continue };
-                let (fast, cascade) = (row.fast_chosen[h], decided[h]);
-                fixed[h] += usize::from(fast != cascade && cascade == gold);
-                broken[h] += usize::from(fast != cascade && fast == gold);
-                let label = &mut counts[h];
-                label[gold][0] += usize::from(fast == gold);
-                label[gold][1] += usize::from(cascade == gold);
-                label[fast][2] += 1;
-                label[cascade][3] += 1;
-                label[gold][4] += 1;
+                let Some(g) = row.gold[h] else { continue };
+                gold[h].push(g as u32);
+                fast[h].push(row.fast_chosen[h] as u32);
+                cascade[h].push(decided[h] as u32);
             }
         }
-        let f1 = |tp: usize, predicted: usize, gold: usize| {
-            if tp == 0 {
-                0.0
-            } else {
-                2.0 * tp as f64 / (predicted + gold) as f64
-            }
-        };
         (0..heads)
             .map(|h| {
-                let labels = counts[h]
-                    .iter()
-                    .zip(&self.deep.heads[h].labels)
-                    .map(
-                        |(&[tp_fast, tp_cascade, fast, cascade, gold], label)| LabelShift {
+                let answers = || gold[h].iter().zip(&fast[h]).zip(&cascade[h]);
+                let before = label_f1(&gold[h], &fast[h], self.labels[h]);
+                let after = label_f1(&gold[h], &cascade[h], self.labels[h]);
+                Shift {
+                    fixed: answers().filter(|((g, f), c)| f != c && c == g).count(),
+                    broken: answers().filter(|((g, f), c)| f != c && f == g).count(),
+                    labels: before
+                        .into_iter()
+                        .zip(after)
+                        .zip(&self.deep.heads[h].labels)
+                        .map(|(((fast, comments), (cascade, _)), label)| LabelShift {
                             label: label.clone(),
-                            comments: gold,
-                            fast: f1(tp_fast, fast, gold),
-                            cascade: f1(tp_cascade, cascade, gold),
-                        },
-                    )
-                    .collect();
-                (fixed[h], broken[h], labels)
+                            comments,
+                            fast,
+                            cascade,
+                        })
+                        .collect(),
+                }
             })
             .collect()
     }
@@ -1301,22 +1301,22 @@ impl<'a> Cases<'a> {
             ..
         } = self.score(Some(thresholds));
         let intervals = self.gain_intervals(thresholds);
-        let shifts = self.shifts(thresholds);
         TierComparison {
             comments: self.rows.len(),
             heads: self
                 .names
                 .iter()
+                .zip(self.shifts(thresholds))
                 .enumerate()
-                .map(|(h, name)| TierScores {
+                .map(|(h, (name, shift))| TierScores {
                     head: name.clone(),
                     fast: fast[h],
                     deep: all_deep[h],
                     cascade: cascade[h],
                     cascade_gain_interval: intervals[h],
-                    fixed: shifts[h].0,
-                    broken: shifts[h].1,
-                    labels: shifts[h].2.clone(),
+                    fixed: shift.fixed,
+                    broken: shift.broken,
+                    labels: shift.labels,
                 })
                 .collect(),
             deep_share: share,

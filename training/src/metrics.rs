@@ -77,36 +77,62 @@ pub struct HeadMetrics {
 
 /// Macro-F1 of label indices (labels `0..k`, extra gold indices allowed) without building the full report.
 pub fn macro_f1(gold: &[u32], predicted: &[u32], k: usize) -> f64 {
-    let n = gold
-        .iter()
-        .chain(predicted)
-        .map(|&g| g as usize + 1)
-        .max()
-        .unwrap_or(0)
-        .max(k);
-    let mut tp = vec![0usize; n];
-    let mut gold_count = vec![0usize; n];
-    let mut predicted_count = vec![0usize; n];
-    for (&g, &p) in gold.iter().zip(predicted) {
-        gold_count[g as usize] += 1;
-        predicted_count[p as usize] += 1;
-        if g == p {
-            tp[g as usize] += 1;
-        }
-    }
+    let counts = LabelCounts::of(gold, predicted, k);
     let mut sum = 0.0;
     let mut present = 0;
-    for c in 0..n {
-        if gold_count[c] + predicted_count[c] == 0 {
+    for c in 0..counts.tp.len() {
+        if counts.gold[c] + counts.predicted[c] == 0 {
             continue;
         }
         present += 1;
-        sum += f1(tp[c], predicted_count[c], gold_count[c]);
+        sum += counts.f1(c);
     }
     if present == 0 {
         0.0
     } else {
         sum / present as f64
+    }
+}
+
+/// Per label `0..k`: its F1 and its gold count, the terms [`macro_f1`] averages.
+pub fn label_f1(gold: &[u32], predicted: &[u32], k: usize) -> Vec<(f64, usize)> {
+    let counts = LabelCounts::of(gold, predicted, k);
+    (0..k).map(|c| (counts.f1(c), counts.gold[c])).collect()
+}
+
+/// True positives, gold and predicted counts per label index, over `0..k` and any higher index that occurs.
+struct LabelCounts {
+    tp: Vec<usize>,
+    gold: Vec<usize>,
+    predicted: Vec<usize>,
+}
+
+impl LabelCounts {
+    fn of(gold: &[u32], predicted: &[u32], k: usize) -> Self {
+        let n = gold
+            .iter()
+            .chain(predicted)
+            .map(|&g| g as usize + 1)
+            .max()
+            .unwrap_or(0)
+            .max(k);
+        let mut counts = LabelCounts {
+            tp: vec![0; n],
+            gold: vec![0; n],
+            predicted: vec![0; n],
+        };
+        for (&g, &p) in gold.iter().zip(predicted) {
+            counts.gold[g as usize] += 1;
+            counts.predicted[p as usize] += 1;
+            if g == p {
+                counts.tp[g as usize] += 1;
+            }
+        }
+        counts
+    }
+
+    fn f1(&self, label: usize) -> f64 {
+        f1(self.tp[label], self.predicted[label], self.gold[label])
     }
 }
 
@@ -265,6 +291,11 @@ mod tests {
         let gold = [0, 0, 1, 1, 2, 2];
         let predicted = [0, 1, 1, 1, 2, 0];
         assert!((macro_f1(&gold, &predicted, 3) - 0.655_556).abs() < 1e-5);
+        let per_label = label_f1(&gold, &predicted, 3);
+        for ((f1, comments), expected) in per_label.iter().zip([0.5, 0.8, 2.0 / 3.0]) {
+            assert!((f1 - expected).abs() < 1e-12, "{per_label:?}");
+            assert_eq!(*comments, 2);
+        }
         let labels: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
         let m = evaluate_head("h", &labels, &gold, &predicted, &[0.9; 6], &[]);
         assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
